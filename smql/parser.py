@@ -18,7 +18,6 @@ from typing import Any
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import (
     UnexpectedCharacters,
-    UnexpectedEOF,
     UnexpectedInput,
     UnexpectedToken,
     VisitError,
@@ -146,8 +145,26 @@ def split_statements(source: str) -> Iterator[tuple[int, int]]:
 
 
 _CLAUSE_WORDS = frozenset(
-    "MODE KEY CURSOR COLUMNS COMPUTE WHERE CAST BATCH PARTITIONS ON ZERO NAME AFTER DIALECT "
-    "INCLUDING EXCLUDING DEDUPLICATE EXPECT".split()
+    [
+        "MODE",
+        "KEY",
+        "CURSOR",
+        "COLUMNS",
+        "COMPUTE",
+        "WHERE",
+        "CAST",
+        "BATCH",
+        "PARTITIONS",
+        "ON",
+        "ZERO",
+        "NAME",
+        "AFTER",
+        "DIALECT",
+        "INCLUDING",
+        "EXCLUDING",
+        "DEDUPLICATE",
+        "EXPECT",
+    ]
 )
 
 _FRIENDLY = {
@@ -199,7 +216,7 @@ def _describe(
         end = start + max(1, len(text))
         found = f"'{_shorten(text)}'"
     elif isinstance(exc, UnexpectedCharacters):
-        start = exc.pos_in_stream + shift
+        start = (exc.pos_in_stream or 0) + shift
         end = start + 1
         if exc.char in "'\"`":
             kind = "string" if exc.char == "'" else "quoted name"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import TypeAlias, TypeGuard
 
 _PLAIN_IDENT = re.compile(r"[^\W\d]\w*\Z")
 
@@ -444,6 +444,12 @@ ItemStatement: TypeAlias = (
     MigrateTable | MigrateDatabase | MigrateQuery | MigrateFile | StageFrom | StageQuery | Features
 )
 Statement: TypeAlias = Connection | SetStatement | Entity | ItemStatement
+
+
+def is_item(statement: Statement) -> TypeGuard[ItemStatement]:
+    """Whether the statement is a migration item (as opposed to a declaration)."""
+    return isinstance(statement, ITEM_STATEMENTS)
+
 
 ITEM_STATEMENTS: tuple[type, ...] = (
     MigrateTable,

@@ -1,0 +1,113 @@
+"""Embedded SQL: parsed with sqlglot, errors mapped back to the .smql file, canonical text.
+
+SMQL keeps SQL as the user wrote it (the formatter never rewrites it). For hashing, each piece is
+reduced to sqlglot's canonical rendering in its own dialect with comments dropped, so changing
+whitespace, keyword case or comments inside an expression changes no hash.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from enum import Enum
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+
+from smql.diagnostics import LineIndex
+from smql.syntax import SqlText
+
+DEFAULT_DIALECT = "postgres"
+
+
+@functools.cache
+def dialect_names() -> tuple[str, ...]:
+    """The SQL dialects sqlglot reads, by the names SMQL accepts in DIALECT."""
+    return tuple(sorted(name for name in sqlglot.Dialect.classes if name))
+
+
+class SqlKind(Enum):
+    EXPRESSION = "an expression"
+    ORDERING = "an ORDER BY term"
+    QUERY = "a query"
+
+
+@dataclass(frozen=True, slots=True)
+class SqlProblem:
+    """Why a piece of embedded SQL was rejected, and where (absolute offsets in the .smql file)."""
+
+    message: str
+    start: int
+    end: int
+
+
+def parse_sql(sql: SqlText, kind: SqlKind, dialect: str) -> exp.Expr | SqlProblem:
+    """Parse one piece of embedded SQL as `kind`, or say exactly why it cannot be."""
+    if dialect not in dialect_names():
+        return SqlProblem(f"unknown SQL dialect '{dialect}'", sql.span.start, sql.span.end)
+    try:
+        into = exp.Ordered if kind is SqlKind.ORDERING else None
+        tree: exp.Expr = sqlglot.parse_one(sql.text, read=dialect, into=into)
+    except ParseError as exc:
+        return _parse_problem(sql, exc, dialect)
+    except TokenError as exc:
+        detail = str(exc).split("\n", 1)[0]
+        return SqlProblem(f"invalid SQL ({dialect}): {detail}", sql.span.start, sql.span.end)
+    is_query = isinstance(tree, exp.Query)
+    if kind is SqlKind.QUERY and not is_query:
+        return SqlProblem("expected a query (SELECT ...)", sql.span.start, sql.span.end)
+    if kind is not SqlKind.QUERY and (is_query or not _is_expression(tree)):
+        return SqlProblem(
+            f"expected {kind.value}, found a {tree.key.upper()} statement",
+            sql.span.start,
+            sql.span.end,
+        )
+    return tree
+
+
+def canonical_sql(tree: exp.Expr, dialect: str) -> str:
+    """sqlglot's rendering of the tree in its own dialect, without comments."""
+    return tree.sql(dialect=dialect, comments=False)
+
+
+def _is_expression(tree: exp.Expr) -> bool:
+    return not isinstance(tree, exp.DDL | exp.DML | exp.Command | exp.Use | exp.Set)
+
+
+def _parse_problem(sql: SqlText, exc: ParseError, dialect: str) -> SqlProblem:
+    if not exc.errors:
+        return SqlProblem(f"invalid SQL ({dialect}): {exc}", sql.span.start, sql.span.end)
+    error = exc.errors[0]
+    description = str(error.get("description") or "invalid SQL")
+    highlight = str(error.get("highlight") or "")
+    line, col = error.get("line"), error.get("col")
+    if not isinstance(line, int) or not isinstance(col, int):
+        return SqlProblem(f"{description} ({dialect})", sql.span.start, sql.span.end)
+    index = LineIndex(sql.text)
+    local_end = min(len(sql.text), _offset(index, sql.text, line, col))
+    local_start = max(0, local_end - len(highlight))
+    message = f"invalid SQL ({dialect}): {_readable(description)}"
+    if highlight:
+        message += f" near '{highlight}'"
+    return SqlProblem(message, sql.span.start + local_start, sql.span.start + max(local_end, 1))
+
+
+def _offset(index: LineIndex, text: str, line: int, col: int) -> int:
+    """Offset just past the 1-based (line, col) that sqlglot reports for a token's end."""
+    offset, current = 0, 1
+    while current < line:
+        newline = text.find("\n", offset)
+        if newline == -1:
+            break
+        offset, current = newline + 1, current + 1
+    return offset + col
+
+
+def _readable(description: str) -> str:
+    if description.startswith("Required keyword: 'expression' missing for"):
+        operator = description.rsplit(".", 1)[-1].rstrip("'>")
+        return f"{operator} is missing its right-hand side"
+    if description.startswith("Expected table name but got"):
+        return "expected a table name"
+    return description.split(". Line", 1)[0]

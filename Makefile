@@ -1,0 +1,54 @@
+# Stratum developer tasks. `make install` once, then `make test`, `make lint`, ...
+# Every tool runs from the project's virtualenv; override it with `make VENV=path ...`.
+
+VENV ?= .venv
+PYTHON ?= python3
+PY = $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+# Written after a successful install; redone whenever pyproject.toml changes.
+INSTALL_STAMP = $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+.PHONY: help install quickstart test lint fmt clean distclean
+
+help:
+	@echo "make install     create $(VENV) (if absent) and install stratum with the dev extras"
+	@echo "make quickstart  validate and plan examples/quickstart.smql"
+	@echo "make test        run the test suite (extra pytest options: PYTEST_ARGS='...')"
+	@echo "make lint        ruff check, ruff format --check, mypy"
+	@echo "make fmt         ruff format and ruff check --fix"
+	@echo "make clean       remove caches and build output (distclean also removes $(VENV))"
+
+install: $(INSTALL_STAMP)
+
+$(INSTALL_STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+quickstart: install
+	$(VENV)/bin/stratum validate examples/quickstart.smql
+	$(VENV)/bin/stratum plan examples/quickstart.smql
+
+test: install
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+fmt: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage htmlcov
+	find . -path ./$(VENV) -prune -o -name '*.egg-info' -prune -exec rm -rf {} + \
+		-o -name __pycache__ -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Helpers shared by Stratum's test suites."""

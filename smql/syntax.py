@@ -51,8 +51,9 @@ class Ident:
 
     @property
     def sql(self) -> str:
-        """The identifier as SMQL prints it: bare when it can be, double-quoted otherwise."""
-        if _PLAIN_IDENT.match(self.name):
+        """The identifier as SMQL prints it: double-quoted when it was written so (a quoted
+        `"database"` must not become the keyword) or when it must be; bare otherwise."""
+        if not self.quoted and _PLAIN_IDENT.match(self.name):
             return self.name
         return '"' + self.name.replace('"', '""') + '"'
 

@@ -1,0 +1,76 @@
+"""Canonical serialisation and hashes.
+
+An item's hash is the sha256 of a canonical JSON form of what the item does: its name, kind,
+source, target and resolved options, with embedded SQL in sqlglot's canonical rendering. It
+leaves out where the item is written in the file, its dependencies (derived from other items)
+and tuning that does not change the result (batch size). So reformatting a file, adding a
+comment or reordering statements changes no hash, and editing one item changes only that item's
+hash and the plan's. The plan's hash covers its connections (templates, never secrets) and the
+hashes of its items.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from enum import Enum
+from typing import Any
+
+from stratum.plan.model import ConnectionSpec, Options, Source, TableRef
+
+FORMAT_VERSION = 1
+"""Bumped when the canonical form changes, so old checkpoints are not mistaken for new ones."""
+
+_UNHASHED_OPTIONS = frozenset({"batch_size"})
+
+
+def to_data(value: Any) -> Any:
+    """Plain JSON data for dataclasses, enums, tuples and mappings (dataclass field order)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_data(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {str(k): to_data(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [to_data(v) for v in value]
+    return value
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def sha256(data: Any) -> str:
+    return hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest()
+
+
+def item_identity(
+    name: str, kind: str, source: Source, target: TableRef, options: Options
+) -> dict[str, Any]:
+    """What an item's hash is computed from."""
+    hashed_options = {k: v for k, v in to_data(options).items() if k not in _UNHASHED_OPTIONS}
+    return {
+        "version": FORMAT_VERSION,
+        "name": name,
+        "kind": kind,
+        "source": {"type": type(source).__name__, **to_data(source)},
+        "target": to_data(target),
+        "options": hashed_options,
+    }
+
+
+def item_hash(name: str, kind: str, source: Source, target: TableRef, options: Options) -> str:
+    return sha256(item_identity(name, kind, source, target, options))
+
+
+def plan_hash(connections: Sequence[ConnectionSpec], item_hashes: Mapping[str, str]) -> str:
+    return sha256(
+        {
+            "version": FORMAT_VERSION,
+            "connections": {c.name: c.url for c in connections},
+            "items": dict(item_hashes),
+        }
+    )

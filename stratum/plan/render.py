@@ -1,0 +1,169 @@
+"""The plan as people read it (`stratum plan`) and as machines read it (`stratum plan --json`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stratum.plan.canonical import to_data
+from stratum.plan.model import (
+    DatabaseSource,
+    FeatureSource,
+    FileSource,
+    MigrationPlan,
+    PlanItem,
+    QuerySource,
+    StageSource,
+    TableSource,
+)
+
+SHORT_HASH = 12
+_KIND_WORDS = {
+    "table_copy": "table copy",
+    "database_copy": "database copy",
+    "query_copy": "query copy",
+    "file_load": "file load",
+    "stage": "stage",
+    "feature_table": "feature table",
+}
+
+
+def plan_to_json(plan: MigrationPlan) -> dict[str, Any]:
+    return {
+        "hash": plan.hash,
+        "path": plan.path,
+        "settings": to_data(plan.settings),
+        "connections": [to_data(c) for c in plan.connections],
+        "order": [item.name for item in plan.items],
+        "items": [_item_json(item) for item in plan.items],
+    }
+
+
+def _item_json(item: PlanItem) -> dict[str, Any]:
+    return {
+        "name": item.name,
+        "kind": item.kind.value,
+        "hash": item.hash,
+        "line": item.line,
+        "depends_on": [to_data(d) for d in item.depends_on],
+        "source": {"type": type(item.source).__name__, **to_data(item.source)},
+        "target": to_data(item.target),
+        "options": to_data(item.options),
+    }
+
+
+def plan_to_text(plan: MigrationPlan) -> str:
+    lines = [
+        f"plan {plan.hash[:SHORT_HASH]}  {plan.path}",
+        f"  {len(plan.items)} item{'s' if len(plan.items) != 1 else ''}, "
+        f"up to {plan.settings.parallel} at once, "
+        f"{plan.settings.queue_size} batches in flight per item",
+        "",
+        "connections",
+    ]
+    width = max((len(c.name) for c in plan.connections), default=0)
+    for conn in plan.connections:
+        kind = conn.dialect or "scheme from the environment"
+        lines.append(f"  {conn.name.ljust(width)}  {conn.url}  ({kind})")
+    lines += ["", "items, in execution order"]
+    for number, item in enumerate(plan.items, 1):
+        lines.append("")
+        lines.extend(_item_lines(number, item))
+    return "\n".join(lines) + "\n"
+
+
+def _item_lines(number: int, item: PlanItem) -> list[str]:
+    o = item.options
+    head = (
+        f"{number:>3}. {item.name}  [{_KIND_WORDS[item.kind.value]}]  "
+        f"#{item.hash[:SHORT_HASH]}  line {item.line}"
+    )
+    rows: list[tuple[str, str]] = [*_source_rows(item), ("into", item.target.text)]
+    rows.append(("mode", _mode_text(item)))
+    if o.columns:
+        rows.append(
+            (
+                "columns",
+                ", ".join(
+                    c.source if c.source == c.target else f"{c.source} AS {c.target}"
+                    for c in o.columns
+                ),
+            )
+        )
+    rows += [("compute", f"{c.name} = {c.sql}") for c in o.compute]
+    if o.where:
+        rows.append(("where", o.where))
+    rows += [("cast", f"{c.by} {c.match} -> {c.to}") for c in o.casts]
+    rows.append(("rows", _rows_text(item)))
+    rows += [("after", f"{d.item} ({d.reason})") for d in item.depends_on]
+    return [head] + [f"       {key:<11}{value}" for key, value in rows]
+
+
+def _mode_text(item: PlanItem) -> str:
+    o = item.options
+    parts = [o.mode.value]
+    if o.key:
+        parts.append(f"key ({', '.join(o.key)})")
+    if o.cursor:
+        parts.append(f"cursor {o.cursor}")
+    return ", ".join(parts)
+
+
+def _rows_text(item: PlanItem) -> str:
+    o = item.options
+    parts = [f"batches of {o.batch_size:,}", f"on error {o.on_error.value}"]
+    if item.kind.value in ("table_copy", "database_copy"):
+        parts.append(f"{o.partitions} partition{'s' if o.partitions != 1 else ''}")
+        parts.append(f"zero dates {o.zero_dates}")
+    parts.append(f"SQL dialect {o.dialect}")
+    return ", ".join(parts)
+
+
+def _source_rows(item: PlanItem) -> list[tuple[str, str]]:
+    src = item.source
+    if isinstance(src, TableSource):
+        return [("from", src.table.text)]
+    if isinstance(src, DatabaseSource):
+        rows = [("from", f"{src.database.text} (every table)")]
+        if src.including:
+            rows.append(("including", ", ".join(f"'{p}'" for p in src.including)))
+        if src.excluding:
+            rows.append(("excluding", ", ".join(f"'{p}'" for p in src.excluding)))
+        if src.claimed:
+            rows.append(("leaves", ", ".join(src.claimed) + " (written by their own items)"))
+        return rows
+    if isinstance(src, QuerySource):
+        return [("from", f"{src.connection}: {src.sql}")]
+    if isinstance(src, FileSource):
+        rows = [("from", f"{src.path} ({src.format.value})")]
+        if src.csv:
+            c = src.csv
+            rows.append(
+                (
+                    "csv",
+                    f"header {str(c.header).lower()}, delimiter {c.delimiter!r}, "
+                    f"quote {c.quote!r}, escape {c.escape or 'none'!r}, null {c.null!r}, "
+                    f"encoding {c.encoding}",
+                )
+            )
+        return rows
+    if isinstance(src, StageSource):
+        rows = [("from", src.input.text if src.input else f"query: {src.query}")]
+        if src.deduplicate:
+            order = (
+                f" ORDER BY {', '.join(src.deduplicate.order_by)}"
+                if src.deduplicate.order_by
+                else ""
+            )
+            rows.append(("dedupe", f"ON ({', '.join(src.deduplicate.keys)}){order}"))
+        rows += [("expect", f"{e.sql} ELSE {e.action.value.upper()}") for e in src.expectations]
+        return rows
+    assert isinstance(src, FeatureSource)
+    rows = [
+        ("from", f"{src.input.text}, as of {src.timestamp}"),
+        ("entity", f"{src.entity} ({', '.join(src.keys)})"),
+    ]
+    rows += [
+        ("feature", f"{f.name} = {f.aggregate}" + (f" over {f.window}" if f.window else ""))
+        for f in src.features
+    ]
+    return rows

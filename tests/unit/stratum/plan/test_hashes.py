@@ -1,0 +1,119 @@
+"""The plan's hashes: what changes them and, as much, what must not."""
+
+from __future__ import annotations
+
+import json
+
+import smql
+from stratum.plan import MigrationPlan, compile_plan
+
+BASE = """\
+CONNECTION legacy = 'mysql://etl:${PW}@db1/shop';
+CONNECTION wh = 'postgresql://etl@wh/analytics';
+
+SET batch_size = 5000, on_error = reject;
+
+MIGRATE legacy.orders INTO wh.raw.orders
+  MODE incremental CURSOR updated_at KEY (id)
+  COLUMNS (id, status AS order_status, amount, updated_at)
+  WHERE amount > 0;
+
+MIGRATE legacy.customers INTO wh.raw.customers;
+
+STAGE wh.silver.orders FROM wh.raw.orders
+  DEDUPLICATE ON (id) ORDER BY updated_at DESC
+  EXPECT amount >= 0 ELSE DROP;
+"""
+
+
+def plan_of(source: str) -> MigrationPlan:
+    return compile_plan(smql.parse(source, "test.smql"))
+
+
+def hashes(plan: MigrationPlan) -> dict[str, str]:
+    return {item.name: item.hash for item in plan.items}
+
+
+def test_sql_keyword_case_and_spacing_change_no_hash() -> None:
+    base = plan_of(BASE)
+    other = plan_of(
+        BASE.replace("WHERE amount > 0", "WHERE   amount>0").replace(
+            "ORDER BY updated_at DESC", "ORDER BY updated_at desc"
+        )
+    )
+    assert hashes(other) == hashes(base)
+
+
+def test_reformatting_and_comments_change_no_hash() -> None:
+    messy = """\
+-- a header comment
+connection legacy='mysql://etl:${PW}@db1/shop'; connection wh =
+   'postgresql://etl@wh/analytics';
+set BATCH_SIZE = 5000 , on_error=reject;
+Migrate legacy.orders   into wh.raw.orders /* inline */ mode INCREMENTAL
+  cursor updated_at key(id)
+  columns(id,status as order_status,amount,updated_at) where amount>0 -- a comment
+  ;
+migrate legacy.customers into wh.raw.customers;
+stage wh.silver.orders from wh.raw.orders deduplicate on (id) order by updated_at desc
+  expect amount >= 0 /* inside the SQL */ ELSE drop;
+"""
+    base, other = plan_of(BASE), plan_of(messy)
+    assert hashes(other) == hashes(base)
+    assert other.hash == base.hash
+
+
+def test_reordering_independent_statements_changes_no_hash_and_no_order() -> None:
+    statements = [st.strip() + ";" for st in BASE.split(";") if st.strip()]
+    assert len(statements) == 6
+    reordered = "\n".join(
+        [statements[5], statements[3], statements[0], statements[4], statements[1], statements[2]]
+    )
+    base, other = plan_of(BASE), plan_of(reordered)
+    assert other.hash == base.hash
+    assert [i.name for i in other.items] == [i.name for i in base.items]
+
+
+def test_changing_one_item_changes_only_its_hash_and_the_plans() -> None:
+    base = plan_of(BASE)
+    changed = plan_of(BASE.replace("WHERE amount > 0", "WHERE amount > 10"))
+    different = {n for n, h in hashes(changed).items() if hashes(base)[n] != h}
+    assert different == {"wh.raw.orders"}
+    assert changed.hash != base.hash
+
+
+def test_an_inherited_setting_changes_the_items_that_inherit_it() -> None:
+    base = plan_of(BASE)
+    stopped = plan_of(BASE.replace("on_error = reject", "on_error = stop"))
+    assert all(hashes(stopped)[n] != h for n, h in hashes(base).items())
+
+
+def test_tuning_changes_no_hash() -> None:
+    base = plan_of(BASE)
+    tuned = plan_of(BASE.replace("batch_size = 5000", "batch_size = 20000, parallel = 2"))
+    assert hashes(tuned) == hashes(base)
+    assert tuned.hash == base.hash
+    assert tuned.items[0].options.batch_size == 20000
+    assert tuned.settings.parallel == 2
+
+
+def test_a_connection_template_changes_the_plan_hash_only() -> None:
+    base = plan_of(BASE)
+    moved = plan_of(BASE.replace("@wh/analytics", "@wh2/analytics"))
+    assert hashes(moved) == hashes(base)
+    assert moved.hash != base.hash
+
+
+def test_hashes_are_stable_sha256_hex() -> None:
+    plan = plan_of(BASE)
+    assert plan.hash == plan_of(BASE).hash
+    assert all(len(h) == 64 and int(h, 16) >= 0 for h in [plan.hash, *hashes(plan).values()])
+
+
+def test_no_secret_reaches_the_plan() -> None:
+    source = BASE.replace("etl:${PW}@db1", "etl:hunter2@db1")
+    plan = plan_of(source)
+    rendered = json.dumps(plan.to_json()) + plan.to_text()
+    assert "hunter2" not in rendered
+    assert "mysql://etl:***@db1/shop" in rendered
+    assert plan.hash == plan_of(BASE.replace("etl:${PW}@db1", "etl:other@db1")).hash

@@ -35,7 +35,9 @@ from smql.semantics import (
     dependency_edges,
     find_cycles,
     items_of,
+    mode_choice,
     option,
+    settings_of,
 )
 from smql.sql import SqlKind, SqlProblem, dialect_names, parse_sql
 from smql.templates import inline_password, scan
@@ -73,6 +75,7 @@ class _Checker:
         self.connections: dict[str, s.Connection] = {}
         self.entities: dict[str, s.Entity] = {}
         self.dialects = set(dialect_names())
+        self.settings = settings_of(program)
         self.index = LineIndex(program.source)
 
     # --- reporting
@@ -360,29 +363,27 @@ class _Checker:
             self._unique_names(opt.items, "AFTER item")
 
     def _mode(self, st: s.ItemStatement) -> Mode | None:
-        """The item's effective mode if it can be known here (its MODE, else SET mode)."""
+        """The item's effective mode, or None when it is invalid (and reported)."""
         allowed = ALLOWED_MODES[type(st)]
-        chosen = option(st, s.ModeOption)
-        if isinstance(chosen, s.ModeOption):
-            word = chosen.value.name.lower()
-            if word not in tuple(Mode):
-                self._choice(chosen.value, tuple(Mode), "MODE")
-                return None
-            if word not in allowed:
+        word, span, from_set = mode_choice(st, self.settings)
+        if word not in tuple(Mode):
+            if not from_set:  # an invalid SET mode is reported once, at the SET
                 self.error(
-                    f"MODE {word} does not apply to {_statement_words(st)} "
-                    f"(it takes {_one_of(allowed)})",
-                    chosen.value.span,
+                    f"invalid MODE '{word}': expected {_one_of(tuple(Mode))}"
+                    f"{suggestion(word, tuple(Mode))}",
+                    span,
                 )
-                return None
-            return Mode(word)
-        for statement in self.program.statements:
-            if isinstance(statement, s.SetStatement):
-                for setting in statement.settings:
-                    default = self._word(setting.value)
-                    if setting.name.name.lower() == "mode" and default:
-                        return Mode(default.lower()) if default.lower() in allowed else None
-        return Mode.FULL
+            return None
+        if word not in allowed:
+            where = f"SET mode = {word}" if from_set else f"MODE {word}"
+            self.error(
+                f"{where} does not apply to {_statement_words(st)} (it takes "
+                f"{_one_of(allowed)})" + ("; give this item its own MODE" if from_set else ""),
+                st.target.span if from_set else span,
+                *([Note("the default is set here", span)] if from_set else []),
+            )
+            return None
+        return Mode(word)
 
     def _conflicts(self, st: s.ItemStatement, mode: Mode | None) -> None:
         cursor = option(st, s.CursorOption)

@@ -263,6 +263,24 @@ def statement_dialect(statement: s.ItemStatement, settings: Mapping[str, s.Value
     return DEFAULT_DIALECT
 
 
+_SET_MODE_APPLIES = (s.MigrateTable, s.MigrateDatabase, s.MigrateQuery, s.MigrateFile)
+
+
+def mode_choice(
+    statement: s.ItemStatement, settings: Mapping[str, s.Value]
+) -> tuple[str, s.Span | None, bool]:
+    """The mode word that applies to the item, where it was written (None: the built-in
+    default, full), and whether it came from SET. `SET mode` is the default of MIGRATE items
+    only; stages and feature tables have their own MODE or run in full."""
+    chosen = option(statement, s.ModeOption)
+    if isinstance(chosen, s.ModeOption):
+        return chosen.value.name.lower(), chosen.value.span, False
+    default = settings.get("mode")
+    if isinstance(statement, _SET_MODE_APPLIES) and isinstance(default, s.StringLit | s.WordLit):
+        return default.value.lower(), default.span, True
+    return Mode.FULL.value, None, False
+
+
 def settings_of(program: s.Program) -> dict[str, s.Value]:
     """SET values by name; the first of duplicated names wins (the checker reports the rest)."""
     found: dict[str, s.Value] = {}

@@ -536,6 +536,11 @@ class _Checker:
                 )
         if not st.path.value.strip():
             self.error("the file path is empty", st.path.span)
+        if fmt is FileFormat.PARQUET and st.path.value.lower().endswith(".gz"):
+            self.error(
+                "a Parquet file is compressed inside; '.parquet.gz' cannot be read",
+                st.path.span,
+            )
         if fmt is not None and fmt is not FileFormat.CSV:
             for key in _CSV_OPTIONS:
                 if key in seen:
@@ -604,9 +609,9 @@ class _Checker:
     def _unique_names(self, names: Sequence[s.Dotted], what: str) -> None:
         seen: set[str] = set()
         for name in names:
-            if name.text in seen:
-                self.error(f"{what} '{name.text}' is listed twice", name.span)
-            seen.add(name.text)
+            if name.key in seen:
+                self.error(f"{what} '{name.key}' is listed twice", name.span)
+            seen.add(name.key)
 
     # --- across items
 
@@ -633,12 +638,11 @@ class _Checker:
                 by_target[(item.writes.path, item.writes.whole_schema)] = item
         for item in items:
             for dotted in item.after:
-                if dotted.text == item.name:
+                if dotted.key == item.name:
                     self.error(f"item '{item.name}' cannot run AFTER itself", dotted.span)
-                elif dotted.text not in by_name:
+                elif dotted.key not in by_name:
                     self.error(
-                        f"AFTER names unknown item '{dotted.text}'"
-                        f"{suggestion(dotted.text, by_name)}",
+                        f"AFTER names unknown item '{dotted.key}'{suggestion(dotted.key, by_name)}",
                         dotted.span,
                     )
 

@@ -249,8 +249,8 @@ def item_name(statement: s.ItemStatement) -> tuple[str, s.Span]:
     """The item's stable name: its NAME clause, else its target as written."""
     named = option(statement, s.NameOption)
     if isinstance(named, s.NameOption):
-        return named.value.text, named.value.span
-    return statement.target.text, statement.target.span
+        return named.value.key, named.value.span
+    return statement.target.key, statement.target.span
 
 
 def statement_dialect(statement: s.ItemStatement, settings: Mapping[str, s.Value]) -> str:
@@ -380,9 +380,9 @@ def dependency_edges(items: Sequence[ItemInfo]) -> list[Edge]:
                 key = (item.name, writer.name)
                 edges.setdefault(key, Edge(item.name, writer.name, f"reads {ref.text}"))
         for dotted in item.after:
-            if dotted.text in names and dotted.text != item.name:
-                key = (item.name, dotted.text)
-                edges.setdefault(key, Edge(item.name, dotted.text, "AFTER"))
+            if dotted.key in names and dotted.key != item.name:
+                key = (item.name, dotted.key)
+                edges.setdefault(key, Edge(item.name, dotted.key, "AFTER"))
     return sorted(edges.values(), key=lambda e: (e.item, e.depends_on))
 
 

@@ -1,8 +1,9 @@
 """Embedded SQL: parsed with sqlglot, errors mapped back to the .smql file, canonical text.
 
-SMQL keeps SQL as the user wrote it (the formatter never rewrites it). For hashing, each piece is
-reduced to sqlglot's canonical rendering in its own dialect with comments dropped, so changing
-whitespace, keyword case or comments inside an expression changes no hash.
+SMQL keeps SQL as the user wrote it (the formatter never rewrites it, and the plan runs it as
+written, transpiled from its dialect). For hashing and display, each piece is reduced to
+`normalize_sql`: its tokens, comments dropped, keywords upper-case, so changing whitespace,
+keyword case or comments inside an expression changes no hash.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from enum import Enum
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
+from sqlglot.parser import Parser
+from sqlglot.tokenizer_core import Token, TokenType
 
 from smql.diagnostics import LineIndex
 from smql.syntax import SqlText
@@ -66,9 +69,58 @@ def parse_sql(sql: SqlText, kind: SqlKind, dialect: str) -> exp.Expr | SqlProble
     return tree
 
 
-def canonical_sql(tree: exp.Expr, dialect: str) -> str:
-    """sqlglot's rendering of the tree in its own dialect, without comments."""
-    return tree.sql(dialect=dialect, comments=False)
+def normalize_sql(text: str, dialect: str) -> str:
+    """A stable, one-line form of a piece of SQL: comments dropped, one space between tokens,
+    keywords upper-case, names, numbers and strings as written.
+
+    Built from sqlglot's tokenizer rather than its SQL generator, whose output changes more
+    between sqlglot releases: hashes must not move when a dependency is upgraded.
+    """
+    tokens = sqlglot.Dialect.get_or_raise(dialect).tokenize(text)
+    out: list[str] = []
+    previous: Token | None = None
+    for token in tokens:
+        if previous is not None and _space_between(previous, token):
+            out.append(" ")
+        out.append(_token_text(token))
+        previous = token
+    return "".join(out)
+
+
+_WORDS = {TokenType.VAR, TokenType.NUMBER}
+_QUOTED = {TokenType.STRING: "'", TokenType.IDENTIFIER: '"'}
+_NO_SPACE_AFTER = {TokenType.L_PAREN, TokenType.L_BRACKET, TokenType.DOT, TokenType.DCOLON}
+_NO_SPACE_BEFORE = {
+    TokenType.R_PAREN,
+    TokenType.R_BRACKET,
+    TokenType.COMMA,
+    TokenType.DOT,
+    TokenType.DCOLON,
+    TokenType.SEMICOLON,
+}
+_CALLABLE = {TokenType.VAR, TokenType.IDENTIFIER}
+
+
+def _token_text(token: Token) -> str:
+    if token.token_type in _QUOTED:
+        quote = _QUOTED[token.token_type]
+        return quote + token.text.replace(quote, quote * 2) + quote
+    if token.token_type in _WORDS:
+        return token.text
+    if token.text.isalpha() or " " in token.text:
+        return token.text.upper()
+    if token.token_type.name.endswith("STRING"):  # N'..', X'..', $$..$$ and the like
+        return f"{token.token_type.name}'{token.text}'"
+    return token.text
+
+
+def _space_between(previous: Token, token: Token) -> bool:
+    if previous.token_type in _NO_SPACE_AFTER or token.token_type in _NO_SPACE_BEFORE:
+        return False
+    return not (
+        token.token_type is TokenType.L_PAREN
+        and (previous.token_type in _CALLABLE or previous.token_type in Parser.TYPE_TOKENS)
+    )
 
 
 def _is_expression(tree: exp.Expr) -> bool:

@@ -58,6 +58,11 @@ class Ident:
         return '"' + self.name.replace('"', '""') + '"'
 
 
+def quote_if_needed(name: str) -> str:
+    """A name as SMQL writes it when nothing forces quotes: bare if it can be."""
+    return name if _PLAIN_IDENT.match(name) else '"' + name.replace('"', '""') + '"'
+
+
 @dataclass(frozen=True, slots=True)
 class Dotted:
     """A dotted name: `conn.table`, `conn.schema.table`, `orders.note`, an item name."""
@@ -71,7 +76,13 @@ class Dotted:
 
     @property
     def text(self) -> str:
+        """As written (quotes kept where they were written)."""
         return ".".join(part.sql for part in self.parts)
+
+    @property
+    def key(self) -> str:
+        """The same for `wh.raw."orders"` and `wh.raw.orders`: what names are compared by."""
+        return ".".join(quote_if_needed(part.name) for part in self.parts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from smql.diagnostics import Diagnostic, Severity, TemplateError
 from smql.syntax import Span
@@ -80,7 +79,7 @@ def expand(
 ) -> str:
     """The template with every variable replaced. Raises TemplateError naming what is missing."""
     refs, problems = scan(template)
-    missing = [ref for ref in refs if ref.default is None and ref.name not in env]
+    missing = [ref for ref in refs if ref.default is None and ref.name not in env]  # "" is set
     diagnostics = [Diagnostic(Severity.ERROR, p.message, path, span) for p in problems]
     diagnostics += [
         Diagnostic(Severity.ERROR, f"environment variable {ref.name} is not set", path, span)
@@ -92,42 +91,59 @@ def expand(
     for ref in refs:
         out.append(template[last : ref.start].replace("$$", "$"))
         value = env.get(ref.name)
-        out.append(value if value is not None else (ref.default or ""))
+        if not value and ref.default is not None:  # like the shell: unset or empty
+            value = ref.default
+        out.append(value or "")
         last = ref.end
     out.append(template[last:].replace("$$", "$"))
     return "".join(out)
 
 
+def inline_passwords(template: str) -> list[tuple[int, int]]:
+    """Offsets of every password written into the URL itself (not through `${VAR}`): the
+    user-info password and `password=` / `pass=` / `pwd=` query parameters."""
+    refs, _ = scan(template)
+    # Hide ${...} references behind same-length filler, so `${U:-etl}@h` is not read as a
+    # user `${U` with the password `-etl}`; offsets stay those of the template.
+    masked = list(template)
+    for ref in refs:
+        masked[ref.start : ref.end] = "v" * (ref.end - ref.start)
+    plain = "".join(masked)
+    found = []
+    netloc_start = plain.find("//") + 2 if "//" in plain else -1
+    if netloc_start > 1:
+        netloc_end = min(
+            (i for i in (plain.find(c, netloc_start) for c in "/?#") if i != -1), default=len(plain)
+        )
+        at = plain.rfind("@", netloc_start, netloc_end)
+        colon = plain.find(":", netloc_start, at) if at != -1 else -1
+        if colon != -1:
+            found.append((colon + 1, at))
+    query_start = plain.find("?")
+    if query_start != -1:
+        for match in re.finditer(r"(?:(?<=[?&]))(?:password|pass|pwd)=([^&#]*)", plain):
+            if match.start() > query_start:
+                found.append((match.start(1), match.end(1)))
+    return [
+        (start, end)
+        for start, end in found
+        if end > start and not _is_one_reference(template[start:end])
+    ]
+
+
+def _is_one_reference(text: str) -> bool:
+    refs, problems = scan(text)
+    return not problems and len(refs) == 1 and refs[0].start == 0 and refs[0].end == len(text)
+
+
 def inline_password(template: str) -> tuple[int, int] | None:
-    """Offsets of a password written into the URL itself (not through `${VAR}`), if any."""
-    try:
-        parts = urlsplit(template)
-    except ValueError:
-        return None
-    candidates = []
-    if parts.password:
-        netloc_start = template.find("//") + 2
-        at = template.find("@", netloc_start)
-        colon = template.find(":", netloc_start, at)
-        if colon != -1 and at != -1:
-            candidates.append((colon + 1, at))
-    for match in re.finditer(r"(?:^|[?&])(?:password|pass|pwd)=([^&#]*)", parts.query):
-        offset = template.find(parts.query) + match.start(1)
-        candidates.append((offset, offset + len(match.group(1))))
-    for start, end in candidates:
-        secret = template[start:end]
-        refs, _ = scan(secret)
-        if secret and not (len(refs) == 1 and refs[0].start == 0 and refs[0].end == len(secret)):
-            return start, end
-    return None
+    """The first inline password's offsets, if any (see `inline_passwords`)."""
+    found = inline_passwords(template)
+    return found[0] if found else None
 
 
 def redact(template: str) -> str:
-    """The template with any inline password replaced by ***; `${VAR}` references stay."""
-    found = inline_password(template)
-    while found:
-        template = template[: found[0]] + _REDACTED + template[found[1] :]
-        found = inline_password(template)
-        if found and template[found[0] : found[1]] == _REDACTED:
-            break
+    """The template with every inline password replaced by ***; `${VAR}` references stay."""
+    for start, end in sorted(inline_passwords(template), reverse=True):
+        template = template[:start] + _REDACTED + template[end:]
     return template

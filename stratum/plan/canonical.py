@@ -1,7 +1,8 @@
 """Canonical serialisation and hashes.
 
 An item's hash is the sha256 of a canonical JSON form of what the item does: its name, kind,
-source, target and resolved options, with embedded SQL in sqlglot's canonical rendering. It
+source, target and resolved options, with embedded SQL in its normalised form
+(`smql.sql.normalize_sql`: tokens, no comments, keywords upper-case). It
 leaves out where the item is written in the file, its dependencies (derived from other items)
 and tuning that does not change the result (batch size). So reformatting a file, adding a
 comment or reordering statements changes no hash, and editing one item changes only that item's
@@ -18,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import Any
 
-from stratum.plan.model import ConnectionSpec, Options, Source, TableRef
+from stratum.plan.model import ConnectionSpec, Options, Source, Sql, TableRef
 
 FORMAT_VERSION = 1
 """Bumped when the canonical form changes, so old checkpoints are not mistaken for new ones."""
@@ -26,16 +27,21 @@ FORMAT_VERSION = 1
 _UNHASHED_OPTIONS = frozenset({"batch_size"})
 
 
-def to_data(value: Any) -> Any:
-    """Plain JSON data for dataclasses, enums, tuples and mappings (dataclass field order)."""
+def to_data(value: Any, for_hash: bool = False) -> Any:
+    """Plain JSON data for dataclasses, enums, tuples and mappings (dataclass field order).
+    Embedded SQL is its text as written, or with `for_hash` its normalised form."""
+    if isinstance(value, Sql):
+        return value.normalized if for_hash else value.text
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_data(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {
+            f.name: to_data(getattr(value, f.name), for_hash) for f in dataclasses.fields(value)
+        }
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, Mapping):
-        return {str(k): to_data(v) for k, v in value.items()}
+        return {str(k): to_data(v, for_hash) for k, v in value.items()}
     if isinstance(value, Sequence) and not isinstance(value, str):
-        return [to_data(v) for v in value]
+        return [to_data(v, for_hash) for v in value]
     return value
 
 
@@ -51,12 +57,13 @@ def item_identity(
     name: str, kind: str, source: Source, target: TableRef, options: Options
 ) -> dict[str, Any]:
     """What an item's hash is computed from."""
-    hashed_options = {k: v for k, v in to_data(options).items() if k not in _UNHASHED_OPTIONS}
+    hashed = to_data(options, for_hash=True)
+    hashed_options = {k: v for k, v in hashed.items() if k not in _UNHASHED_OPTIONS}
     return {
         "version": FORMAT_VERSION,
         "name": name,
         "kind": kind,
-        "source": {"type": type(source).__name__, **to_data(source)},
+        "source": {"type": type(source).__name__, **to_data(source, for_hash=True)},
         "target": to_data(target),
         "options": hashed_options,
     }

@@ -7,6 +7,7 @@ program --smql.check + scheme check--> diagnostics (errors raise PlanError)
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -16,7 +17,9 @@ from sqlglot import exp
 import smql
 from smql import syntax as s
 from smql.checks import suggestion
+from smql.diagnostics import sort_diagnostics
 from smql.semantics import (
+    ALLOWED_OPTIONS,
     FILE_EXTENSIONS,
     WINDOW_UNITS,
     ExpectAction,
@@ -28,7 +31,7 @@ from smql.semantics import (
     option,
     options_of,
 )
-from smql.sql import SqlKind, canonical_sql, parse_sql
+from smql.sql import SqlKind, parse_sql
 from smql.templates import redact, scan
 from stratum.errors import PlanError
 from stratum.plan import defaults
@@ -52,6 +55,7 @@ from stratum.plan.model import (
     PlanSettings,
     QuerySource,
     Source,
+    Sql,
     StageSource,
     TableRef,
     TableSource,
@@ -61,14 +65,14 @@ from stratum.plan.model import (
 def diagnose(program: s.Program, env: Mapping[str, str] | None = None) -> list[smql.Diagnostic]:
     """Everything `stratum validate` reports: the language's checks and the engine's own."""
     diagnostics = smql.check(program, env)
-    for statement in program.statements:
+    for statement in program.statements:  # the engine's own: URL schemes it can connect to
         if isinstance(statement, s.Connection):
             problem = _scheme_problem(statement)
             if problem:
                 diagnostics.append(
                     smql.Diagnostic(smql.Severity.ERROR, problem, program.path, statement.url.span)
                 )
-    return diagnostics
+    return sort_diagnostics(diagnostics)
 
 
 def load_plan(path: str | Path, env: Mapping[str, str] | None = None) -> MigrationPlan:
@@ -162,7 +166,7 @@ class _Compiler:
     def _item(self, info: ItemInfo, edges: list[smql.Edge]) -> PlanItem:
         st = info.statement
         options = self._options(st, info.dialect)
-        source = self._source(info, options.dialect)
+        source = self._source(info, info.dialect)
         target = _table_ref(st.target, database=isinstance(st, s.MigrateDatabase))
         depends_on = tuple(
             Dependency(edge.depends_on, edge.reason) for edge in edges if edge.item == info.name
@@ -179,6 +183,7 @@ class _Compiler:
         )
 
     def _options(self, st: s.ItemStatement, dialect: str) -> Options:
+        takes = ALLOWED_OPTIONS[type(st)]
         columns = option(st, s.ColumnsOption)
         key = option(st, s.KeyOption)
         cursor = option(st, s.CursorOption)
@@ -209,17 +214,25 @@ class _Compiler:
                 if isinstance(opt, s.CastOption)
                 for rule in opt.rules
             ),
-            on_error=OnError(on_error.value.name.lower())
+            on_error=None
+            if s.OnErrorOption not in takes
+            else OnError(on_error.value.name.lower())
             if isinstance(on_error, s.OnErrorOption)
             else OnError(self._word_setting("on_error") or defaults.ON_ERROR),
-            zero_dates=_zero_dates(zero_dates.value)
+            zero_dates=None
+            if s.ZeroDatesOption not in takes
+            else _zero_dates(zero_dates.value)
             if isinstance(zero_dates, s.ZeroDatesOption)
             else self._zero_dates_setting(),
-            dialect=dialect,
-            partitions=partitions.value.value
+            dialect=None if isinstance(st, s.MigrateDatabase) else dialect,
+            partitions=None
+            if s.PartitionsOption not in takes
+            else partitions.value.value
             if isinstance(partitions, s.PartitionsOption)
             else self._int_setting("partitions", defaults.PARTITIONS),
-            batch_size=batch_size.value.value
+            batch_size=None
+            if s.BatchSizeOption not in takes
+            else batch_size.value.value
             if isinstance(batch_size, s.BatchSizeOption)
             else self._int_setting("batch_size", defaults.BATCH_SIZE),
         )
@@ -228,11 +241,10 @@ class _Compiler:
         value = self.settings.get("zero_dates")
         return _zero_dates(value) if value is not None else defaults.ZERO_DATES
 
-    def _sql(self, sql: s.SqlText, kind: SqlKind, dialect: str) -> str:
-        tree = parse_sql(sql, kind, dialect)
-        if not isinstance(tree, exp.Expr):  # the checks passed, so this cannot happen
+    def _sql(self, sql: s.SqlText, kind: SqlKind, dialect: str) -> Sql:
+        if not isinstance(parse_sql(sql, kind, dialect), exp.Expr):  # checked: cannot happen
             raise AssertionError(f"checked SQL did not parse: {sql.text!r}")
-        return canonical_sql(tree, dialect)
+        return Sql(sql.text, dialect)
 
     def _source(self, info: ItemInfo, dialect: str) -> Source:
         st = info.statement
@@ -361,7 +373,7 @@ def _file_source(st: s.MigrateFile) -> FileSource:
             quote=_text(given.get("quote"), defaults.CSV_QUOTE),
             escape=_text(escape, "") or None,
             null=_text(given.get("null"), defaults.CSV_NULL),
-            encoding=_text(given.get("encoding"), defaults.CSV_ENCODING).lower(),
+            encoding=codecs.lookup(_text(given.get("encoding"), defaults.CSV_ENCODING)).name,
         ),
     )
 

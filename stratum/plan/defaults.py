@@ -4,20 +4,21 @@ URL schemes a plan may use.
 The defaults favour never losing data: a bad row stops the item (`on_error = stop`) unless the
 plan asks for reject files; MySQL zero dates become NULL, as pgloader does, unless the plan says
 otherwise with ZERO DATES.
+
+The default MODE (full) and SQL dialect (postgres) belong to the language, in
+`smql.semantics.mode_choice` and `smql.sql.DEFAULT_DIALECT`.
 """
 
 from __future__ import annotations
 
-from smql import Mode, OnError
+from smql import OnError
 
 BATCH_SIZE = 10_000
 PARALLEL = 4
 QUEUE_SIZE = 64
 PARTITIONS = 1
-MODE = Mode.FULL
 ON_ERROR = OnError.STOP
 ZERO_DATES = "null"
-DIALECT = "postgres"
 
 CSV_DELIMITER = ","
 CSV_QUOTE = '"'

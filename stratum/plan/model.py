@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from smql import ExpectAction, FileFormat, ItemKind, Mode, OnError
+from smql.sql import normalize_sql
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,19 @@ class TableRef:
 
 
 @dataclass(frozen=True, slots=True)
+class Sql:
+    """Embedded SQL as written, and the dialect it is written in. The plan runs the text as
+    written (transpiled at run time); hashes and the text view use its normalised form."""
+
+    text: str
+    dialect: str
+
+    @property
+    def normalized(self) -> str:
+        return normalize_sql(self.text, self.dialect)
+
+
+@dataclass(frozen=True, slots=True)
 class ColumnMap:
     source: str
     target: str
@@ -45,7 +59,7 @@ class ColumnMap:
 @dataclass(frozen=True, slots=True)
 class ComputedColumn:
     name: str
-    sql: str
+    sql: Sql
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,20 +73,21 @@ class CastRule:
 
 @dataclass(frozen=True, slots=True)
 class Options:
-    """Resolved options shared by every kind of item."""
+    """Resolved options shared by every kind of item. None: the option does not apply to this
+    kind of item (its clause is refused there, and SET does not reach it)."""
 
     mode: Mode
     key: tuple[str, ...]
     cursor: str | None
     columns: tuple[ColumnMap, ...]  # empty: every source column, same name
     compute: tuple[ComputedColumn, ...]
-    where: str | None
+    where: Sql | None
     casts: tuple[CastRule, ...]
-    on_error: OnError
-    zero_dates: str  # "null", "error" or a sentinel date
-    dialect: str  # the dialect the item's embedded SQL is written in
-    partitions: int
-    batch_size: int  # tuning: not part of the item's hash
+    on_error: OnError | None
+    zero_dates: str | None  # "null", "error" or a sentinel date
+    dialect: str | None  # the dialect the item's embedded SQL is written in
+    partitions: int | None
+    batch_size: int | None  # tuning: not part of the item's hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +106,7 @@ class DatabaseSource:
 @dataclass(frozen=True, slots=True)
 class QuerySource:
     connection: str
-    sql: str
+    sql: Sql
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,14 +128,14 @@ class FileSource:
 
 @dataclass(frozen=True, slots=True)
 class Expectation:
-    sql: str
+    sql: Sql
     action: ExpectAction
 
 
 @dataclass(frozen=True, slots=True)
 class Deduplicate:
     keys: tuple[str, ...]
-    order_by: tuple[str, ...]
+    order_by: tuple[Sql, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +143,7 @@ class StageSource:
     """A medallion stage: rows FROM a table (refined) or AS a query (aggregated)."""
 
     input: TableRef | None
-    query: str | None
+    query: Sql | None
     deduplicate: Deduplicate | None
     expectations: tuple[Expectation, ...]
 
@@ -136,7 +151,7 @@ class StageSource:
 @dataclass(frozen=True, slots=True)
 class Feature:
     name: str
-    aggregate: str
+    aggregate: Sql
     window: str | None  # e.g. "30 days"
     window_seconds: int | None
 

@@ -89,9 +89,9 @@ def _item_lines(number: int, item: PlanItem) -> list[str]:
                 ),
             )
         )
-    rows += [("compute", f"{c.name} = {c.sql}") for c in o.compute]
+    rows += [("compute", f"{c.name} = {c.sql.normalized}") for c in o.compute]
     if o.where:
-        rows.append(("where", o.where))
+        rows.append(("where", o.where.normalized))
     rows += [("cast", f"{c.by} {c.match} -> {c.to}") for c in o.casts]
     rows.append(("rows", _rows_text(item)))
     rows += [("after", f"{d.item} ({d.reason})") for d in item.depends_on]
@@ -110,11 +110,17 @@ def _mode_text(item: PlanItem) -> str:
 
 def _rows_text(item: PlanItem) -> str:
     o = item.options
-    parts = [f"batches of {o.batch_size:,}", f"on error {o.on_error.value}"]
-    if item.kind.value in ("table_copy", "database_copy"):
+    parts = []
+    if o.batch_size is not None:
+        parts.append(f"batches of {o.batch_size:,}")
+    if o.on_error is not None:
+        parts.append(f"on error {o.on_error.value}")
+    if o.partitions is not None:
         parts.append(f"{o.partitions} partition{'s' if o.partitions != 1 else ''}")
+    if o.zero_dates is not None:
         parts.append(f"zero dates {o.zero_dates}")
-    parts.append(f"SQL dialect {o.dialect}")
+    if o.dialect is not None:
+        parts.append(f"SQL dialect {o.dialect}")
     return ", ".join(parts)
 
 
@@ -132,7 +138,7 @@ def _source_rows(item: PlanItem) -> list[tuple[str, str]]:
             rows.append(("leaves", ", ".join(src.claimed) + " (written by their own items)"))
         return rows
     if isinstance(src, QuerySource):
-        return [("from", f"{src.connection}: {src.sql}")]
+        return [("from", f"{src.connection}: {src.sql.normalized}")]
     if isinstance(src, FileSource):
         rows = [("from", f"{src.path} ({src.format.value})")]
         if src.csv:
@@ -141,21 +147,22 @@ def _source_rows(item: PlanItem) -> list[tuple[str, str]]:
                 (
                     "csv",
                     f"header {str(c.header).lower()}, delimiter {c.delimiter!r}, "
-                    f"quote {c.quote!r}, escape {c.escape or 'none'!r}, null {c.null!r}, "
-                    f"encoding {c.encoding}",
+                    f"quote {c.quote!r}, escape {repr(c.escape) if c.escape else 'none'}, "
+                    f"null {c.null!r}, encoding {c.encoding}",
                 )
             )
         return rows
     if isinstance(src, StageSource):
-        rows = [("from", src.input.text if src.input else f"query: {src.query}")]
+        query = src.query.normalized if src.query else ""
+        rows = [("from", src.input.text if src.input else f"query: {query}")]
         if src.deduplicate:
-            order = (
-                f" ORDER BY {', '.join(src.deduplicate.order_by)}"
-                if src.deduplicate.order_by
-                else ""
-            )
+            terms = ", ".join(term.normalized for term in src.deduplicate.order_by)
+            order = f" ORDER BY {terms}" if terms else ""
             rows.append(("dedupe", f"ON ({', '.join(src.deduplicate.keys)}){order}"))
-        rows += [("expect", f"{e.sql} ELSE {e.action.value.upper()}") for e in src.expectations]
+        rows += [
+            ("expect", f"{e.sql.normalized} ELSE {e.action.value.upper()}")
+            for e in src.expectations
+        ]
         return rows
     assert isinstance(src, FeatureSource)
     rows = [
@@ -163,7 +170,10 @@ def _source_rows(item: PlanItem) -> list[tuple[str, str]]:
         ("entity", f"{src.entity} ({', '.join(src.keys)})"),
     ]
     rows += [
-        ("feature", f"{f.name} = {f.aggregate}" + (f" over {f.window}" if f.window else ""))
+        (
+            "feature",
+            f"{f.name} = {f.aggregate.normalized}" + (f" over {f.window}" if f.window else ""),
+        )
         for f in src.features
     ]
     return rows

@@ -100,3 +100,21 @@ def test_a_bom_is_allowed(tmp_path: Path) -> None:
     path = tmp_path / "bom.smql"
     path.write_bytes(b"\xef\xbb\xbfCONNECTION a = 'duckdb:///a';")
     assert len(smql.parse_file(path).statements) == 1
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(
+    "source",
+    [
+        "DATABASE ( full full EXPECT MIGRATE TIMESTAMP DROP ( EXPECT",
+        "MIGRATE a.b INTO c.d WHERE (" + " word" * 400,
+        "MIGRATE a.b INTO c.d WHERE CASE" + " x" * 400,
+        "STAGE a.b AS SELECT (" + " (x" * 40,
+        "MIGRATE QUERY c (" + " a + b" * 300,
+    ],
+    ids=["hypothesis-find", "unclosed-paren", "unclosed-case", "deep-parens", "unclosed-query"],
+)
+def test_unclosed_groups_fail_fast_instead_of_backtracking(source: str) -> None:
+    # Before the SQL terminals were possessive these took exponential time (a hang).
+    with pytest.raises(smql.SmqlSyntaxError):
+        smql.parse(source)

@@ -18,6 +18,7 @@ from stratum.plan.model import (
     FeatureSource,
     FileSource,
     QuerySource,
+    Sql,
     StageSource,
     TableRef,
 )
@@ -49,6 +50,31 @@ STAGE wh.c FROM wh.a;
     assert plan.settings.queue_size == 64
 
 
+def test_settings_do_not_reach_items_that_cannot_take_them() -> None:
+    plan = plan_of("""
+SET partitions = 4, zero_dates = error, on_error = reject, dialect = mysql;
+MIGRATE DATABASE src INTO wh.raw;
+STAGE wh.g AS SELECT 1 AS one;
+ENTITY e KEY (k);
+FEATURES wh.f ON e FROM wh.raw.t TIMESTAMP ts (n = count(*));
+""")
+    db, stage, features = (plan.item(n).options for n in ("wh.raw", "wh.g", "wh.f"))
+    assert (db.partitions, db.zero_dates, db.on_error, db.dialect) == (
+        4,
+        "error",
+        OnError.REJECT,
+        None,
+    )
+    assert (stage.partitions, stage.zero_dates, stage.on_error, stage.batch_size) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert (stage.dialect, features.dialect) == ("mysql", "mysql")
+    assert (features.on_error, features.partitions) == (None, None)
+
+
 def test_table_copy_keeps_every_clause() -> None:
     plan = plan_of("""
 MIGRATE src.orders INTO wh.raw.orders
@@ -70,8 +96,8 @@ MIGRATE src.orders INTO wh.raw.orders
         ColumnMap("status", "order_status"),
         ColumnMap("updated_at", "updated_at"),
     )
-    assert [(c.name, c.sql) for c in o.compute] == [("cents", "amount * 100")]
-    assert o.where == "amount > 0"
+    assert [(c.name, c.sql) for c in o.compute] == [("cents", Sql("amount * 100", "mysql"))]
+    assert o.where == Sql("amount > 0", "mysql")
     assert o.casts == (CastRule("column", "status", "text"),)
     assert (o.partitions, o.zero_dates, o.dialect) == (4, "1970-01-01", "mysql")
 
@@ -139,7 +165,7 @@ MIGRATE FILE 'data/e.csv' (HEADER false, DELIMITER ';') INTO lake.e;
     )
     assert isinstance(b, FileSource)
     assert b.csv is not None
-    assert dataclasses.astuple(b.csv) == (True, "\t", "'", "\\", "NA", "latin1")
+    assert dataclasses.astuple(b.csv) == (True, "\t", "'", "\\", "NA", "iso8859-1")
     assert isinstance(c, FileSource)
     assert (c.format, c.csv) == (FileFormat.PARQUET, None)
     assert isinstance(d, FileSource)
@@ -160,11 +186,12 @@ FEATURES wh.f ON customer FROM wh.s TIMESTAMP ts (
 """)
     q, st, f = plan.item("wh.q").source, plan.item("wh.s").source, plan.item("wh.f").source
     assert isinstance(q, QuerySource)
-    assert q.sql == "SELECT id, total FROM orders WHERE total > 0"
+    assert q.sql.text == "select id, total from orders where total > 0"  # runs as written
+    assert q.sql.normalized == "SELECT id, total FROM orders WHERE total > 0"
     assert isinstance(st, StageSource)
     assert st.deduplicate is not None
-    assert st.deduplicate.order_by == ("total DESC",)
-    assert [(x.sql, x.action) for x in st.expectations] == [
+    assert [o.normalized for o in st.deduplicate.order_by] == ["total DESC"]
+    assert [(x.sql.text, x.action) for x in st.expectations] == [
         ("total < 100", ExpectAction.QUARANTINE)
     ]
     assert isinstance(f, FeatureSource)

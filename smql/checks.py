@@ -45,6 +45,13 @@ from smql.templates import inline_password, scan
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?)?\Z")
 _CSV_OPTIONS = ("header", "delimiter", "quote", "escape", "null", "encoding")
 FILE_OPTIONS = ("format", *_CSV_OPTIONS)
+_EXAMPLES = {
+    "delimiter": "';'",
+    "quote": "'\"'",
+    "escape": "'\\'",
+    "null": "''",
+    "encoding": "'utf-8'",
+}
 
 
 def check(program: s.Program, env: Mapping[str, str] | None = None) -> list[Diagnostic]:
@@ -386,7 +393,8 @@ class _Checker:
         return Mode(word)
 
     def _conflicts(self, st: s.ItemStatement, mode: Mode | None) -> None:
-        cursor = option(st, s.CursorOption)
+        takes = ALLOWED_OPTIONS[type(st)]  # a clause it does not take is reported already
+        cursor = option(st, s.CursorOption) if s.CursorOption in takes else None
         key = option(st, s.KeyOption)
         mode_opt = option(st, s.ModeOption)
         where = mode_opt.span if mode_opt else _statement_head(st)
@@ -502,7 +510,8 @@ class _Checker:
             key = fo.name.name.lower()
             if key not in FILE_OPTIONS:
                 self.error(
-                    f"unknown file option '{fo.name.name}'{suggestion(key, FILE_OPTIONS)}; "
+                    f"unknown file option '{fo.name.name}'"
+                    f"{suggestion(key.upper(), [o.upper() for o in FILE_OPTIONS])}; "
                     f"file options are {_one_of([o.upper() for o in FILE_OPTIONS])}",
                     fo.name.span,
                 )
@@ -562,7 +571,10 @@ class _Checker:
             self.error(f"{key.upper()} needs a value", fo.span)
             return
         if not isinstance(value, s.StringLit):
-            self.error(f"{key.upper()} takes a quoted string, e.g. {key.upper()} ','", value.span)
+            self.error(
+                f"{key.upper()} takes a quoted string, e.g. {key.upper()} {_EXAMPLES[key]}",
+                value.span,
+            )
             return
         if key in ("delimiter", "quote", "escape") and len(value.value) != 1:
             self.error(f"{key.upper()} must be a single character, not '{value.value}'", value.span)
@@ -584,7 +596,13 @@ class _Checker:
         for feature in st.features:
             if feature.window is not None:
                 self._positive(feature.window.amount, "window length", None)
-                self._choice(feature.window.unit, tuple(WINDOW_UNITS), "window unit")
+                unit = feature.window.unit.name
+                if unit.lower() not in WINDOW_UNITS:
+                    self.error(
+                        f"invalid window unit '{unit}': windows are counted in MINUTES, HOURS, "
+                        "DAYS or WEEKS (a month is e.g. 30 DAYS)",
+                        feature.window.unit.span,
+                    )
             if dialect is None:
                 continue
             tree = self._sql(feature.expr, SqlKind.EXPRESSION, dialect)
@@ -619,14 +637,16 @@ class _Checker:
         by_name: dict[str, ItemInfo] = {}
         by_target: dict[tuple[tuple[str, ...], bool], ItemInfo] = {}
         for item in items:
-            if item.name in by_name:
+            other = by_target.get((item.writes.path, item.writes.whole_schema))
+            named = option(item.statement, s.NameOption) is not None
+            if item.name in by_name and (named or other is None):
+                advice = "a different NAME" if named else "a NAME"
                 self.error(
-                    f"two items are named '{item.name}'; give one a NAME",
+                    f"two items are named '{item.name}'; give one {advice}",
                     item.name_span,
                     Note("the other is here", by_name[item.name].name_span),
                 )
             by_name.setdefault(item.name, item)
-            other = by_target.get((item.writes.path, item.writes.whole_schema))
             if other is not None:
                 self.error(
                     f"'{item.writes.text}' is already written by item '{other.name}'; "

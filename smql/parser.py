@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import difflib
 import functools
+import re
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -167,6 +168,9 @@ _CLAUSE_WORDS = frozenset(
     ]
 )
 
+STRING_RE = re.compile(r"'(?:[^']|'')*'")
+_SQL_TERMINALS = frozenset({"SQL_EXPR", "SQL_QUERY", "SQL_PAREN"})
+
 _FRIENDLY = {
     "NAME": "a name",
     "QUOTED_NAME": "a quoted name",
@@ -215,9 +219,19 @@ def _describe(
         text = str(token).split(None, 1)[0] if str(token).strip() else str(token)
         end = start + max(1, len(text))
         found = f"'{_shorten(text)}'"
+        string = STRING_RE.match(str(token))
+        if string:  # the root lexer may have taken it for SQL: judge by the text
+            end = start + string.end()
+            found = f"string {_shorten(string.group())}"
+        elif text.startswith("(") and expected & _SQL_TERMINALS:
+            message = "'(' is never closed (or the SQL nests deeper than 8 levels of parentheses)"
+            return Diagnostic(Severity.ERROR, message, path, index.span(start, start + 1))
     elif isinstance(exc, UnexpectedCharacters):
         start = (exc.pos_in_stream or 0) + shift
         end = start + 1
+        if exc.char == "(" and expected & _SQL_TERMINALS:
+            message = "'(' is never closed (or the SQL nests deeper than 8 levels of parentheses)"
+            return Diagnostic(Severity.ERROR, message, path, index.span(start, end))
         if exc.char in "'\"`":
             kind = "string" if exc.char == "'" else "quoted name"
             message = f"unterminated {kind}: no closing {exc.char} before the end of the file"

@@ -9,6 +9,7 @@ keyword case or comments inside an expression changes no hash.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from enum import Enum
 
@@ -139,8 +140,8 @@ def _parse_problem(sql: SqlText, exc: ParseError, dialect: str) -> SqlProblem:
     index = LineIndex(sql.text)
     local_end = min(len(sql.text), _offset(index, sql.text, line, col))
     local_start = max(0, local_end - len(highlight))
-    message = f"invalid SQL ({dialect}): {_readable(description)}"
-    if highlight:
+    message = f"invalid SQL ({dialect}): {_readable(description, highlight)}"
+    if highlight and not _REQUIRED.match(description):
         message += f" near '{highlight}'"
     return SqlProblem(message, sql.span.start + local_start, sql.span.start + max(local_end, 1))
 
@@ -156,10 +157,18 @@ def _offset(index: LineIndex, text: str, line: int, col: int) -> int:
     return offset + col
 
 
-def _readable(description: str) -> str:
-    if description.startswith("Required keyword: 'expression' missing for"):
-        operator = description.rsplit(".", 1)[-1].rstrip("'>")
-        return f"{operator} is missing its right-hand side"
+_REQUIRED = re.compile(r"Required keyword: '(\w+)' missing for <class '[\w.]*\.(\w+)'>")
+
+
+def _readable(description: str, highlight: str) -> str:
+    """sqlglot's message in the user's words, without its internal class names."""
+    required = _REQUIRED.match(description)
+    if required:
+        part, node = required.groups()
+        written = f"'{highlight}'" if highlight else node.upper()
+        if part == "expression":
+            return f"{written} is missing its right-hand side"
+        return f"{written} is missing its {'condition' if part == 'this' else part}"
     if description.startswith("Expected table name but got"):
         return "expected a table name"
     return description.split(". Line", 1)[0]

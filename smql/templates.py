@@ -102,12 +102,12 @@ def expand(
 def inline_passwords(template: str) -> list[tuple[int, int]]:
     """Offsets of every password written into the URL itself (not through `${VAR}`): the
     user-info password and `password=` / `pass=` / `pwd=` query parameters."""
-    refs, _ = scan(template)
-    # Hide ${...} references behind same-length filler, so `${U:-etl}@h` is not read as a
-    # user `${U` with the password `-etl}`; offsets stay those of the template.
+    refs, problems = scan(template)
+    # Hide ${...} references (and malformed ones) behind same-length filler, so `${U:-etl}@h`
+    # is not read as a user `${U` with the password `-etl}`; offsets stay the template's.
     masked = list(template)
-    for ref in refs:
-        masked[ref.start : ref.end] = "v" * (ref.end - ref.start)
+    for start, end in [(r.start, r.end) for r in refs] + [(p.start, p.end) for p in problems]:
+        masked[start:end] = "v" * (end - start)
     plain = "".join(masked)
     found = []
     netloc_start = plain.find("//") + 2 if "//" in plain else -1
@@ -124,16 +124,18 @@ def inline_passwords(template: str) -> list[tuple[int, int]]:
         for match in re.finditer(r"(?:(?<=[?&]))(?:password|pass|pwd)=([^&#]*)", plain):
             if match.start() > query_start:
                 found.append((match.start(1), match.end(1)))
-    return [
-        (start, end)
-        for start, end in found
-        if end > start and not _is_one_reference(template[start:end])
-    ]
-
-
-def _is_one_reference(text: str) -> bool:
-    refs, problems = scan(text)
-    return not problems and len(refs) == 1 and refs[0].start == 0 and refs[0].end == len(text)
+    secrets = []
+    for start, end in found:
+        refs_here, problems_here = scan(template[start:end])
+        if problems_here or end <= start:
+            continue  # a malformed ${...} is reported as such, not as a password
+        whole = len(refs_here) == 1 and (refs_here[0].start, refs_here[0].end) == (0, end - start)
+        if not whole:
+            secrets.append((start, end))
+        elif refs_here[0].default:  # ${PW:-hunter2}: the default is a password in the file
+            default_start = start + template[start:end].index(":-") + 2
+            secrets.append((default_start, end - 1))
+    return secrets
 
 
 def inline_password(template: str) -> tuple[int, int] | None:

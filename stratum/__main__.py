@@ -1,0 +1,5 @@
+"""`python -m stratum` runs the command line."""
+
+from stratum.cli import main
+
+main()

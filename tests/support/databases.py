@@ -23,6 +23,7 @@ import os
 import re
 import secrets
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote, unquote, urlsplit
@@ -222,24 +223,36 @@ async def postgres_database_exists(name: str, server: DatabaseServer | None = No
 # --- MariaDB --------------------------------------------------------------------------
 
 
-async def _mariadb_execute(
-    server: DatabaseServer, sql: str, *args: object
+async def mariadb_run(
+    server: DatabaseServer,
+    statements: Sequence[tuple[str, Sequence[object] | None]],
+    database: str | None = None,
 ) -> list[tuple[object, ...]]:
+    """Run ``statements`` (sql, args) in one autocommit session; return the last one's rows."""
     conn = await asyncmy.connect(
         host=server.host,
         port=server.port,
         user=server.user,
         password=server.password,
+        database=database,
         connect_timeout=_CONNECT_TIMEOUT_SECONDS,
         autocommit=True,
     )
+    rows: list[tuple[object, ...]] = []
     try:
         async with conn.cursor() as cursor:
-            await cursor.execute(sql, args or None)
-            rows = await cursor.fetchall()
+            for sql, args in statements:
+                await cursor.execute(sql, args or None)
+                rows = [tuple(row) for row in await cursor.fetchall() or ()]
     finally:
         await conn.ensure_closed()
-    return [tuple(row) for row in rows or ()]
+    return rows
+
+
+async def _mariadb_execute(
+    server: DatabaseServer, sql: str, *args: object
+) -> list[tuple[object, ...]]:
+    return await mariadb_run(server, [(sql, args)])
 
 
 async def create_mariadb_database(name: str, server: DatabaseServer | None = None) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-import asyncmy
 import pytest
 
 from tests.support.databases import (
@@ -15,6 +14,7 @@ from tests.support.databases import (
     create_mariadb_database,
     drop_mariadb_database,
     mariadb_database_exists,
+    mariadb_run,
     unique_database_name,
 )
 
@@ -26,24 +26,7 @@ async def _run(
     database: str | None,
     statements: Sequence[tuple[str, Sequence[object] | None]],
 ) -> list[tuple[object, ...]]:
-    """Run ``statements`` in one autocommit session; return the last one's rows."""
-    conn = await asyncmy.connect(
-        host=server.host,
-        port=server.port,
-        user=server.user,
-        password=server.password,
-        database=database,
-        autocommit=True,
-    )
-    rows: list[tuple[object, ...]] = []
-    try:
-        async with conn.cursor() as cursor:
-            for sql, args in statements:
-                await cursor.execute(sql, args)
-                rows = [tuple(row) for row in await cursor.fetchall() or ()]
-    finally:
-        await conn.ensure_closed()
-    return rows
+    return await mariadb_run(server, statements, database)
 
 
 @pytest.mark.asyncio

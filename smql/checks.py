@@ -661,8 +661,9 @@ class _Checker:
                 if dotted.key == item.name:
                     self.error(f"item '{item.name}' cannot run AFTER itself", dotted.span)
                 elif dotted.key not in by_name:
+                    others = [name for name in by_name if name != item.name]
                     self.error(
-                        f"AFTER names unknown item '{dotted.key}'{suggestion(dotted.key, by_name)}",
+                        f"AFTER names unknown item '{dotted.key}'{suggestion(dotted.key, others)}",
                         dotted.span,
                     )
 

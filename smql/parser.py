@@ -102,21 +102,25 @@ def _all_syntax_errors(source: str, path: str) -> list[Diagnostic]:
             _parser().parse(pad + source[start:end])
         except UnexpectedInput as exc:
             chunk_end = start + len(source[start:end].rstrip())
-            diagnostics.append(_describe(exc, index, path, start - len(pad), chunk_end))
+            chunk = (start, source[start:end])
+            diagnostics.append(
+                _describe(exc, index, path, start - len(pad), chunk_end, chunk=chunk)
+            )
     if not diagnostics:  # the split disagreed with the grammar: report the whole-file error
         try:
             _parser().parse(source)
         except UnexpectedInput as exc:
-            diagnostics.append(_describe(exc, index, path, 0, len(source.rstrip())))
+            end_of_text = len(source.rstrip())
+            diagnostics.append(_describe(exc, index, path, 0, end_of_text, chunk=(0, source)))
     return diagnostics
 
 
 def split_statements(source: str) -> Iterator[tuple[int, int]]:
-    """(start, end) of each statement: text up to a `;` outside quotes, comments and parens.
+    """(start, end) of each statement: text up to a `;` outside quotes and comments.
 
     Only used to keep going after a syntax error; a successful parse never depends on it.
     """
-    i, n, depth, start = 0, len(source), 0, 0
+    i, n, start = 0, len(source), 0
     while i < n:
         char = source[i]
         if char in "'\"`":
@@ -133,11 +137,7 @@ def split_statements(source: str) -> Iterator[tuple[int, int]]:
             close = source.find("*/", i + 2)
             i = n if close == -1 else close + 2
             continue
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth = max(0, depth - 1)
-        elif char == ";" and depth == 0:
+        if char == ";":  # no SMQL construct holds a ';' inside parentheses
             yield start, i + 1
             start = i + 1
         i += 1
@@ -169,7 +169,6 @@ _CLAUSE_WORDS = frozenset(
 )
 
 STRING_RE = re.compile(r"'(?:[^']|'')*'")
-_SQL_TERMINALS = frozenset({"SQL_EXPR", "SQL_QUERY", "SQL_PAREN"})
 
 _FRIENDLY = {
     "NAME": "a name",
@@ -210,8 +209,15 @@ def _expected_text(expected: set[str]) -> str:
 
 
 def _describe(
-    exc: UnexpectedInput, index: LineIndex, path: str, shift: int, input_end: int
+    exc: UnexpectedInput,
+    index: LineIndex,
+    path: str,
+    shift: int,
+    input_end: int,
+    *,
+    chunk: tuple[int, str] = (0, ""),
 ) -> Diagnostic:
+    chunk_start, chunk_text = chunk
     expected = _precise_expected(exc)
     if isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
         token = exc.token
@@ -223,13 +229,13 @@ def _describe(
         if string:  # the root lexer may have taken it for SQL: judge by the text
             end = start + string.end()
             found = f"string {_shorten(string.group())}"
-        elif text.startswith("(") and expected & _SQL_TERMINALS:
+        elif text.startswith("(") and _unbalanced(chunk_text[start - chunk_start :]):
             message = "'(' is never closed (or the SQL nests deeper than 8 levels of parentheses)"
             return Diagnostic(Severity.ERROR, message, path, index.span(start, start + 1))
     elif isinstance(exc, UnexpectedCharacters):
         start = (exc.pos_in_stream or 0) + shift
         end = start + 1
-        if exc.char == "(" and expected & _SQL_TERMINALS:
+        if exc.char == "(" and _unbalanced(chunk_text[start - chunk_start :]):
             message = "'(' is never closed (or the SQL nests deeper than 8 levels of parentheses)"
             return Diagnostic(Severity.ERROR, message, path, index.span(start, end))
         if exc.char in "'\"`":
@@ -247,6 +253,15 @@ def _describe(
         if suggestion:
             message += f" (did you mean '{suggestion}'?)"
     return Diagnostic(Severity.ERROR, message, path, index.span(start, end))
+
+
+def _unbalanced(text: str) -> bool:
+    """Whether the text (up to its statement's end) opens more parentheses than it closes,
+    outside quoted strings and names."""
+    depth = 0
+    for piece in re.split(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"", text):
+        depth += piece.count("(") - piece.count(")")
+    return depth > 0
 
 
 def _precise_expected(exc: UnexpectedInput) -> set[str]:

@@ -108,10 +108,10 @@ def _token_text(token: Token) -> str:
         return quote + token.text.replace(quote, quote * 2) + quote
     if token.token_type in _WORDS:
         return token.text
+    if token.token_type.name.endswith("STRING"):  # N'..', X'..', $$..$$: text as written
+        return f"{token.token_type.name}'{token.text}'"
     if token.text.isalpha() or " " in token.text:
         return token.text.upper()
-    if token.token_type.name.endswith("STRING"):  # N'..', X'..', $$..$$ and the like
-        return f"{token.token_type.name}'{token.text}'"
     return token.text
 
 
@@ -160,15 +160,43 @@ def _offset(index: LineIndex, text: str, line: int, col: int) -> int:
 _REQUIRED = re.compile(r"Required keyword: '(\w+)' missing for <class '[\w.]*\.(\w+)'>")
 
 
+_OPERATORS = {
+    "EQ": "=",
+    "NEQ": "<>",
+    "GT": ">",
+    "GTE": ">=",
+    "LT": "<",
+    "LTE": "<=",
+    "Add": "+",
+    "Sub": "-",
+    "Mul": "*",
+    "Div": "/",
+    "Mod": "%",
+    "DPipe": "||",
+    "And": "AND",
+    "Or": "OR",
+    "Like": "LIKE",
+    "ILike": "ILIKE",
+    "Is": "IS",
+    "In": "IN",
+    "Not": "NOT",
+    "Between": "BETWEEN",
+}
+
+
 def _readable(description: str, highlight: str) -> str:
     """sqlglot's message in the user's words, without its internal class names."""
     required = _REQUIRED.match(description)
     if required:
         part, node = required.groups()
-        written = f"'{highlight}'" if highlight else node.upper()
+        operator = _OPERATORS.get(node, node.upper())
         if part == "expression":
-            return f"{written} is missing its right-hand side"
-        return f"{written} is missing its {'condition' if part == 'this' else part}"
+            message = f"'{operator}' is missing its right-hand side"
+        else:
+            message = f"{operator} is missing its {'condition' if part == 'this' else part}"
+        if highlight and highlight.upper() != operator.upper():
+            message += f" (sqlglot stopped at '{highlight}')"
+        return message
     if description.startswith("Expected table name but got"):
         return "expected a table name"
     return description.split(". Line", 1)[0]

@@ -121,7 +121,7 @@ def inline_passwords(template: str) -> list[tuple[int, int]]:
             found.append((colon + 1, at))
     query_start = plain.find("?")
     if query_start != -1:
-        for match in re.finditer(r"(?:(?<=[?&]))(?:password|pass|pwd)=([^&#]*)", plain):
+        for match in re.finditer(r"(?i)(?<=[?&])(?:password|pass|pwd)=([^&#]*)", plain):
             if match.start() > query_start:
                 found.append((match.start(1), match.end(1)))
     secrets = []

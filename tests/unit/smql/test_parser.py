@@ -118,3 +118,17 @@ def test_unclosed_groups_fail_fast_instead_of_backtracking(source: str) -> None:
     # Before the SQL terminals were possessive these took exponential time (a hang).
     with pytest.raises(smql.SmqlSyntaxError):
         smql.parse(source)
+
+
+def test_an_unclosed_parenthesis_anywhere_in_sql_is_named_and_later_errors_still_found() -> None:
+    source = (
+        "CONNECTION w = 'duckdb:///x';\n"
+        "MIGRATE w.a INTO w.b WHERE f(a) AND (b = 1 OR g(c) > 2;\n"
+        "MIGRATE w.c INTO ;\n"
+    )
+    with pytest.raises(smql.SmqlSyntaxError) as caught:
+        smql.parse(source, "p.smql")
+    messages = [(d.span.line, d.span.column, d.message) for d in caught.value.diagnostics if d.span]
+    assert messages[0][:2] == (2, 37)
+    assert messages[0][2].startswith("'(' is never closed")
+    assert messages[1][:2] == (3, 18)

@@ -43,3 +43,13 @@ def test_execution_order_needs_no_cycle() -> None:
     assert execution_order("cba", [Edge("a", "c", "")]) == ["b", "c", "a"]
     with pytest.raises(ValueError, match="acyclic"):
         execution_order("ab", [Edge("a", "b", ""), Edge("b", "a", "")])
+
+
+def test_after_never_suggests_the_item_itself() -> None:
+    program = smql.parse(
+        CONNS
+        + "MIGRATE a.t INTO w.raw.orders; STAGE w.s.orders FROM w.raw.orders AFTER (w.s.order);"
+    )
+    (diagnostic,) = smql.check(program)
+    assert diagnostic.message.startswith("AFTER names unknown item 'w.s.order'")
+    assert "'w.s.orders'" not in diagnostic.message  # the item's own name is no suggestion

@@ -117,3 +117,10 @@ def test_no_secret_reaches_the_plan() -> None:
     assert "hunter2" not in rendered
     assert "mysql://etl:***@db1/shop" in rendered
     assert plan.hash == plan_of(BASE.replace("etl:${PW}@db1", "etl:other@db1")).hash
+
+
+def test_prefixed_strings_and_names_do_not_collide() -> None:
+    from smql.sql import normalize_sql
+
+    forms = {normalize_sql(text, "postgres") for text in ("$$abc$$", "$$ABC$$", "ABC", "'abc'")}
+    assert len(forms) == 4

@@ -34,7 +34,9 @@ def to_data(value: Any, for_hash: bool = False) -> Any:
         return value.normalized if for_hash else value.text
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
-            f.name: to_data(getattr(value, f.name), for_hash) for f in dataclasses.fields(value)
+            f.name: to_data(getattr(value, f.name), for_hash)
+            for f in dataclasses.fields(value)
+            if not f.metadata.get("secret")
         }
     if isinstance(value, Enum):
         return value.value

@@ -159,6 +159,7 @@ class _Compiler:
             scheme=scheme,
             dialect=defaults.SCHEMES.get(scheme) if scheme else None,
             variables=tuple(dict.fromkeys(ref.name for ref in refs)),
+            template=st.url.value,
         )
 
     # --- items

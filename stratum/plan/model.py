@@ -8,11 +8,13 @@ a plan, its JSON and its hashes never hold a secret.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from smql import ExpectAction, FileFormat, ItemKind, Mode, OnError
 from smql.sql import normalize_sql
+
+SECRET = {"secret": True}  # field metadata: never printed, serialised or hashed
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +24,8 @@ class ConnectionSpec:
     scheme: str | None  # None when the scheme itself comes from a ${VAR}
     dialect: str | None  # the SQL dialect of the server, when the scheme tells it
     variables: tuple[str, ...]
+    # the template as written, for the connector to expand; may hold an inline password
+    template: str = field(default="", repr=False, compare=False, metadata=SECRET)
 
 
 @dataclass(frozen=True, slots=True)

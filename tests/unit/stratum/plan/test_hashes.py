@@ -124,3 +124,11 @@ def test_prefixed_strings_and_names_do_not_collide() -> None:
 
     forms = {normalize_sql(text, "postgres") for text in ("$$abc$$", "$$ABC$$", "ABC", "'abc'")}
     assert len(forms) == 4
+
+
+def test_the_raw_template_is_kept_for_connecting_but_never_shown() -> None:
+    plan = plan_of(BASE.replace("etl:${PW}@db1", "etl:hunter2@db1"))
+    spec = plan.connection("legacy")
+    assert spec.template == "mysql://etl:hunter2@db1/shop"  # what the connector expands
+    assert "hunter2" not in repr(spec)
+    assert "hunter2" not in json.dumps(plan.to_json())

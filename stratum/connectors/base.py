@@ -1,0 +1,165 @@
+"""The connector contract: what the engine asks of a source and of a destination.
+
+The engine never checks what kind of database it talks to; it calls these methods and reads
+`Capabilities`. A source yields `RawBatch`es of rows in source order, each with the cursor a
+resume restarts after. A destination writes rows *and* the item's checkpoint in one
+transaction, which is what makes a batch land exactly once (see architecture/engine.md).
+
+Values in rows are Python objects of the column's type: str, int, float, Decimal, bool,
+datetime.date/datetime/time, bytes, dict/list (JSON), or None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeAlias, runtime_checkable
+
+from smql import Mode
+from stratum.plan.model import TableRef
+
+#: Where a resume restarts: a row count for files, the last key for tables. JSON-serialisable.
+Cursor: TypeAlias = int | str | list[Any] | None
+
+Row: TypeAlias = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A column: its name and SQL type, spelt as PostgreSQL spells it ("text", "bigint",
+    "numeric(12,2)", "timestamp", "timestamptz", "boolean", "double precision", "date",
+    "jsonb", "bytea"); a destination translates it to its own dialect."""
+
+    name: str
+    type: str
+    nullable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.columns)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A row that cannot be loaded, kept with why and where it came from."""
+
+    position: int  # the source line (files) or row ordinal where the row was read
+    reason: str
+    row: Row | str  # the values as read, or the raw text when it could not be split into values
+
+
+@dataclass(slots=True)
+class RawBatch:
+    """Rows as a source read them, in source order."""
+
+    rows: list[Row]
+    positions: list[int]  # source position of each row, same order
+    rejected: list[Rejected] = field(default_factory=list)  # rows the reader could not read
+    cursor: Cursor = None  # resume after this batch restarts here
+    nbytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a destination can do; the planner and the engine read it, never the type."""
+
+    transactional: bool  # rows and checkpoint can commit in one transaction
+    copy: bool  # a bulk COPY path exists
+    transactional_ddl: bool  # CREATE/TRUNCATE roll back with the transaction
+    upsert: str  # "on_conflict" | "on_duplicate_key" | "none"
+    max_identifier_length: int
+    dialect: str  # sqlglot dialect name
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """An item's progress as its destination records it, committed with the rows it counts."""
+
+    item: str
+    item_hash: str
+    plan_hash: str
+    run_id: str
+    cursor: Cursor = None
+    batches: int = 0
+    rows_read: int = 0
+    rows_written: int = 0
+    rows_rejected: int = 0
+    rows_filtered: int = 0
+    steps: tuple[str, ...] = ()  # one-time steps already done: "create", "truncate"
+    finished: bool = False
+
+
+@runtime_checkable
+class Source(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def schema(self) -> Schema:
+        """The columns the source yields, in row order."""
+        ...
+
+    def read(self, after: Cursor, batch_size: int) -> AsyncIterator[RawBatch]:
+        """Batches of at most `batch_size` rows, starting after `after` (None: from the
+        start). Each batch's cursor is the resume point once that batch is committed."""
+        ...
+
+
+@runtime_checkable
+class Destination(Protocol):
+    capabilities: Capabilities
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def checkpoint(self, item: str) -> Checkpoint | None:
+        """The item's checkpoint row, or None if the item never committed anything here."""
+        ...
+
+    async def prepare(
+        self, target: TableRef, schema: Schema, mode: Mode, checkpoint: Checkpoint
+    ) -> Checkpoint:
+        """One-time steps, in one transaction with the checkpoint that records them: create
+        the target from `schema` when it does not exist ("create"), empty it for MODE full
+        ("truncate"). Steps already in `checkpoint.steps` are never done again."""
+        ...
+
+    async def write(  # noqa: PLR0917 (the protocol mirrors the transaction's parts)
+        self,
+        target: TableRef,
+        schema: Schema,
+        rows: Sequence[Row],
+        checkpoint: Checkpoint,
+        mode: Mode,
+        key: tuple[str, ...],
+        *,
+        commit: bool = True,
+    ) -> None:
+        """Write `rows` and `checkpoint` in one transaction (upsert on `key` for MODE upsert
+        and incremental with a key). With commit=False the transaction is rolled back: a
+        probe, used to find the rows that a constraint rejects. Raises RowError when the
+        rows break a constraint or hold a value the column cannot take."""
+        ...
+
+    async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Write the checkpoint alone (e.g. `finished`), in its own transaction."""
+        ...
+
+    async def forget(self, item: str) -> None:
+        """Delete the item's checkpoint (`--restart`)."""
+        ...
+
+    async def table_exists(self, target: TableRef) -> bool:
+        """Whether the target exists (a resume refuses when it was dropped behind its back)."""
+        ...
+
+    async def row_count(self, target: TableRef) -> int:
+        """Rows in the target (a resume refuses when it was emptied behind its back)."""
+        ...

@@ -1,0 +1,6 @@
+"""PostgreSQL connectors. Importing this package does not import asyncpg: it is imported on
+open, and a missing one is reported with the extra to install (`stratum[postgres]`)."""
+
+from stratum.connectors.postgres.destination import PostgresDestination
+
+__all__ = ["PostgresDestination"]

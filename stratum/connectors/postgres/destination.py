@@ -1,0 +1,359 @@
+"""The PostgreSQL destination: binary COPY, with the checkpoint in the same transaction.
+
+Connections come from a small asyncpg pool (a lost connection is replaced on the next call).
+Every public method runs in one transaction on one connection:
+
+* append, full, incremental without a key: `COPY target (columns) FROM STDIN (FORMAT binary)`
+  (asyncpg's `copy_records_to_table`), then the checkpoint upsert, then COMMIT;
+* upsert, incremental with a key: COPY into a temporary table (ON COMMIT DROP) shaped like the
+  target, then `INSERT INTO target SELECT ... ON CONFLICT (key) DO UPDATE`, then the checkpoint,
+  then COMMIT. The last row of a key in the batch wins, as if the rows were applied one by one
+  (`last_row_per_key`).
+
+A probe (`commit=False`) does the same and rolls back. The statement cache is off: asyncpg
+describes a COPY's target once per call instead of trusting a description cached before a table
+was dropped and created again with other types. Values are encoded as `_codecs` says.
+
+Names are always qualified (`"public"."orders"` when the plan names no schema) and quoted;
+names longer than PostgreSQL's 63 bytes are refused rather than silently truncated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import replace
+from typing import Any, TypeVar
+
+import anyio
+
+from smql import Mode
+from stratum import failpoints
+from stratum.connectors.base import Capabilities, Checkpoint, Row, Schema
+from stratum.connectors.sql import (
+    CHECKPOINT_SCHEMA,
+    CHECKPOINT_SELECT,
+    CHECKPOINT_TABLE,
+    ErrorTable,
+    check_identifier,
+    check_rows,
+    checkpoint_from_row,
+    checkpoint_params,
+    checkpoint_table_ddl,
+    checkpoint_upsert_sql,
+    create_table_sql,
+    last_row_per_key,
+    on_conflict_sql,
+    quote,
+    quoted_list,
+    target_names,
+    translated,
+    upsert_key,
+)
+from stratum.errors import ConfigError, DestinationError
+from stratum.plan.model import TableRef
+
+__all__ = ["PostgresDestination"]
+
+T = TypeVar("T")
+
+_DIALECT = "postgres"
+_DEFAULT_SCHEMA = "public"
+_STAGE = "stratum_stage"  # the temporary table an upsert batch is copied into
+_CONNECT_TIMEOUT = 30.0
+_CLOSE_TIMEOUT = 10.0
+_ROLLBACK_TIMEOUT = 10.0
+
+# Serialises Stratum's CREATEs between concurrent transactions (parallel items, concurrent
+# first runs): two CREATE ... IF NOT EXISTS of one schema can otherwise both try to create it,
+# and one fails on a unique index of the catalog. Held to the end of the transaction.
+_DDL_LOCK = 0x5354_5241_5455_4D31  # "STRATUM1", any fixed 64-bit number
+
+_RELATION_EXISTS = """
+SELECT EXISTS (
+    SELECT 1 FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'f')
+)"""
+_SCHEMA_EXISTS = "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)"
+
+
+class PostgresDestination:
+    """Writes batches and their checkpoints into the PostgreSQL database at `url`."""
+
+    capabilities = Capabilities(
+        transactional=True,
+        copy=True,
+        transactional_ddl=True,
+        upsert="on_conflict",
+        max_identifier_length=63,  # bytes of UTF-8, not characters
+        dialect=_DIALECT,
+    )
+
+    def __init__(self, url: str, *, max_connections: int = 2) -> None:
+        self._url = url  # holds the password: never put it in a message
+        self._max_connections = max_connections
+        self._pool: Any = None
+        self._errors: ErrorTable = ()
+        self._roots: tuple[type[BaseException], ...] = ()
+
+    def __repr__(self) -> str:
+        return "PostgresDestination(<url>)"
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        try:
+            import asyncpg  # noqa: PLC0415 (drivers are imported when a connector opens)
+        except ImportError as exc:
+            raise ConfigError(
+                "the PostgreSQL destination needs asyncpg: pip install 'stratum[postgres]'"
+            ) from exc
+        from stratum.connectors.postgres import _codecs, _errors  # noqa: PLC0415 (asyncpg)
+
+        self._errors, self._roots = _errors.ERRORS, _errors.ROOTS
+        with self._translated("connecting to PostgreSQL"):
+            try:
+                pool = await asyncpg.create_pool(
+                    self._url,
+                    min_size=1,
+                    max_size=self._max_connections,
+                    statement_cache_size=0,
+                    timeout=_CONNECT_TIMEOUT,
+                    init=_codecs.init_connection,
+                    server_settings={"application_name": "stratum"},
+                )
+            except ValueError as exc:  # a DSN that urllib cannot split; the message is safe
+                raise ConfigError(f"the PostgreSQL URL cannot be used: {exc}") from exc
+        self._pool = pool
+        try:
+            await self._transaction("creating stratum.checkpoints", self._create_checkpoint_table)
+        except BaseException:
+            self._pool = None
+            pool.terminate()
+            raise
+
+    async def _create_checkpoint_table(self, conn: Any) -> None:
+        if await conn.fetchval(_RELATION_EXISTS, CHECKPOINT_SCHEMA, CHECKPOINT_TABLE):
+            return  # also spares a role without CREATE the attempt
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _DDL_LOCK)
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(CHECKPOINT_SCHEMA, _DIALECT)}")
+        await conn.execute(checkpoint_table_ddl(_CHECKPOINTS, _DIALECT))
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(_CLOSE_TIMEOUT) as scope:
+                await pool.close()
+            if scope.cancelled_caught:
+                pool.terminate()
+
+    async def __aenter__(self) -> PostgresDestination:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # --- checkpoints --------------------------------------------------------------------------
+
+    async def checkpoint(self, item: str) -> Checkpoint | None:
+        sql = (
+            f"SELECT {quoted_list(CHECKPOINT_SELECT, _DIALECT)} FROM {_CHECKPOINTS} WHERE item = $1"
+        )
+
+        async def read(conn: Any) -> Checkpoint | None:
+            row = await conn.fetchrow(sql, item)
+            return None if row is None else checkpoint_from_row(tuple(row))
+
+        return await self._transaction(f"reading the checkpoint of item {item!r}", read)
+
+    async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        async def save(conn: Any) -> None:
+            await self._upsert_checkpoint(conn, checkpoint)
+
+        await self._transaction(f"saving the checkpoint of item {checkpoint.item!r}", save)
+
+    async def forget(self, item: str) -> None:
+        async def delete(conn: Any) -> None:
+            await conn.execute(f"DELETE FROM {_CHECKPOINTS} WHERE item = $1", item)
+
+        await self._transaction(f"forgetting the checkpoint of item {item!r}", delete)
+
+    async def _upsert_checkpoint(self, conn: Any, checkpoint: Checkpoint) -> None:
+        await conn.execute(_CHECKPOINT_UPSERT, *checkpoint_params(checkpoint))
+
+    # --- the target ---------------------------------------------------------------------------
+
+    async def prepare(
+        self, target: TableRef, schema: Schema, mode: Mode, checkpoint: Checkpoint
+    ) -> Checkpoint:
+        schema_name, table = self._names(target)
+        qualified = _qualified(schema_name, table)
+        quoted_schema = quote(schema_name, _DIALECT)
+        create = create_table_sql(qualified, schema, _DIALECT)
+
+        async def steps(conn: Any) -> Checkpoint:
+            done = list(checkpoint.steps)
+            if "create" not in done:
+                # Looked up first: CREATE ... IF NOT EXISTS of something that exists still
+                # needs the privilege to create it, which a role loading an existing table
+                # may well not have.
+                if not await conn.fetchval(_RELATION_EXISTS, schema_name, table):
+                    await conn.execute("SELECT pg_advisory_xact_lock($1)", _DDL_LOCK)
+                    if not await conn.fetchval(_SCHEMA_EXISTS, schema_name):
+                        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted_schema}")
+                    await conn.execute(create)
+                done.append("create")
+            if mode == Mode.FULL and "truncate" not in done:
+                await conn.execute(f"TRUNCATE TABLE {qualified}")
+                done.append("truncate")
+            prepared = replace(checkpoint, steps=tuple(done))
+            await self._upsert_checkpoint(conn, prepared)
+            return prepared
+
+        return await self._transaction(f"preparing {target.text}", steps)
+
+    async def write(  # noqa: PLR0917 - the Destination protocol's signature
+        self,
+        target: TableRef,
+        schema: Schema,
+        rows: Sequence[Row],
+        checkpoint: Checkpoint,
+        mode: Mode,
+        key: tuple[str, ...],
+        *,
+        commit: bool = True,
+    ) -> None:
+        schema_name, table = self._names(target)
+        names = schema.names
+        upsert = upsert_key(mode, key)
+        for name in (*names, *upsert):
+            check_identifier(name, self.capabilities.max_identifier_length, in_bytes=True)
+        missing = [name for name in upsert if name not in names]
+        if missing:
+            raise ConfigError(f"{target.text}: the key column(s) {missing} are not in the rows")
+        check_rows(target, schema, rows)
+        what = f"writing {len(rows)} rows to {target.text}"
+        qualified = _qualified(schema_name, table)
+
+        async def work(conn: Any) -> None:
+            if rows:
+                with self._translated(what, rows=True):
+                    if upsert:
+                        await self._copy_upsert(conn, qualified, names, upsert, rows)
+                    else:
+                        await conn.copy_records_to_table(
+                            table, records=rows, columns=names, schema_name=schema_name
+                        )
+            await self._upsert_checkpoint(conn, checkpoint)
+            if commit:
+                failpoints.hit("before_commit")  # fault-injection tests: rows sent, no COMMIT
+
+        await self._transaction(what, work, commit=commit, rows_at_commit=True)
+
+    async def _copy_upsert(
+        self,
+        conn: Any,
+        qualified: str,
+        names: tuple[str, ...],
+        key: tuple[str, ...],
+        rows: Sequence[Row],
+    ) -> None:
+        columns = quoted_list(names, _DIALECT)
+        stage = f"pg_temp.{quote(_STAGE, _DIALECT)}"
+        # The stage has the target's column types, and no constraint: rows reach the INSERT,
+        # where the target's constraints judge them.
+        await conn.execute(
+            f"CREATE TEMPORARY TABLE {quote(_STAGE, _DIALECT)} ON COMMIT DROP AS "
+            f"SELECT {columns} FROM {qualified} WITH NO DATA"
+        )
+        batch = last_row_per_key(rows, names, key)
+        await conn.copy_records_to_table(
+            _STAGE, records=batch, columns=names, schema_name="pg_temp"
+        )
+        await conn.execute(
+            f"INSERT INTO {qualified} ({columns}) SELECT {columns} FROM {stage} "
+            + on_conflict_sql(names, key, _DIALECT)
+        )
+
+    async def row_count(self, target: TableRef) -> int:
+        qualified = _qualified(*self._names(target))
+
+        async def count(conn: Any) -> int:
+            return int(await conn.fetchval(f"SELECT count(*) FROM {qualified}"))
+
+        return await self._transaction(f"counting the rows of {target.text}", count)
+
+    async def table_exists(self, target: TableRef) -> bool:
+        schema_name, table = self._names(target)
+
+        async def exists(conn: Any) -> bool:
+            return bool(await conn.fetchval(_RELATION_EXISTS, schema_name, table))
+
+        return await self._transaction(f"looking for {target.text}", exists)
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _names(self, target: TableRef) -> tuple[str, str]:
+        schema_name, table = target_names(target, _DEFAULT_SCHEMA)
+        for name in (schema_name, table):
+            check_identifier(name, self.capabilities.max_identifier_length, in_bytes=True)
+        return schema_name, table
+
+    def _translated(self, what: str, *, rows: bool = False) -> AbstractContextManager[None]:
+        return translated(what, self._errors, rows=rows, fallback=self._roots)
+
+    async def _transaction(
+        self,
+        what: str,
+        work: Callable[[Any], Awaitable[T]],
+        *,
+        commit: bool = True,
+        rows_at_commit: bool = False,
+    ) -> T:
+        """`work(conn)` in one transaction on a pooled connection: committed, or with
+        commit=False rolled back; rolled back when anything raises. With `rows_at_commit`, an
+        error at COMMIT (a deferred constraint) is about the rows."""
+        pool = self._pool
+        if pool is None:
+            raise DestinationError(f"{what}: the PostgreSQL destination is not open")
+        with self._translated(what):
+            async with pool.acquire() as conn:
+                transaction = conn.transaction()
+                await transaction.start()
+                try:
+                    result = await work(conn)
+                    if commit:
+                        with self._translated(what, rows=rows_at_commit):
+                            await transaction.commit()
+                    else:
+                        await transaction.rollback()
+                except BaseException:
+                    await _rollback(transaction)
+                    raise
+                return result
+
+
+async def _rollback(transaction: Any) -> None:
+    """Roll back after a failure, even when cancelled; the first error is the one reported (the
+    pool resets or discards a connection whose rollback failed)."""
+    with (
+        anyio.CancelScope(shield=True),
+        anyio.move_on_after(_ROLLBACK_TIMEOUT),
+        contextlib.suppress(Exception),  # already rolled back, or the connection is gone
+    ):
+        await transaction.rollback()
+
+
+def _qualified(schema_name: str, table: str) -> str:
+    return f"{quote(schema_name, _DIALECT)}.{quote(table, _DIALECT)}"
+
+
+_CHECKPOINTS = _qualified(CHECKPOINT_SCHEMA, CHECKPOINT_TABLE)
+_CHECKPOINT_UPSERT = checkpoint_upsert_sql(_CHECKPOINTS, _DIALECT)

@@ -1,0 +1,86 @@
+"""Connectors by URL scheme: the one place that turns a plan's connection into a connector.
+
+Connection templates are expanded here, from the environment, when a connector is made; nowhere
+else does a plan's URL become a secret-bearing string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import smql
+from stratum.connectors.base import Destination, Source
+from stratum.errors import ConfigError
+from stratum.plan.model import FileSource, MigrationPlan, PlanItem
+
+DESTINATION_SCHEMES = ("postgresql", "postgres", "duckdb")
+
+
+class ConnectorFactory(Protocol):
+    """What the executor asks for: a fresh source and destination per item."""
+
+    def source(self, item: PlanItem) -> Source: ...
+
+    def destination(self, item: PlanItem) -> Destination: ...
+
+
+class Connectors:
+    """Makes the source and the destination of each item of one plan."""
+
+    def __init__(self, plan: MigrationPlan, base_dir: Path, env: Mapping[str, str]) -> None:
+        self.plan = plan
+        self.base_dir = base_dir
+        self.env = env
+
+    def source(self, item: PlanItem) -> Source:
+        if isinstance(item.source, FileSource):
+            from stratum.connectors.files import open_file_source  # noqa: PLC0415 (lazy)
+
+            return open_file_source(item.source, self.base_dir)
+        kind = item.kind.value.replace("_", " ")
+        raise ConfigError(
+            f"item '{item.name}': this version of Stratum runs file loads into PostgreSQL and "
+            f"DuckDB; a {kind} cannot run yet"
+        )
+
+    def destination(self, item: PlanItem) -> Destination:
+        name = item.target.connection
+        url = self.url(name)
+        scheme = urlsplit(url).scheme.lower()
+        if scheme in ("postgresql", "postgres"):
+            from stratum.connectors.postgres import PostgresDestination  # noqa: PLC0415
+
+            return PostgresDestination(url)
+        if scheme == "duckdb":
+            from stratum.connectors.duckdb import DuckDBDestination  # noqa: PLC0415
+
+            return DuckDBDestination(duckdb_path(url, self.base_dir))
+        raise ConfigError(
+            f"connection '{name}': no destination for '{scheme}://' in this version of Stratum "
+            f"(it writes to {', '.join(s + '://' for s in DESTINATION_SCHEMES)})"
+        )
+
+    def url(self, connection: str) -> str:
+        """The connection's URL with its ${VAR}s expanded (a secret: never log it)."""
+        template = self.plan.connection(connection).template
+        try:
+            return smql.expand(template, self.env, path=self.plan.path)
+        except smql.TemplateError as exc:
+            reasons = "; ".join(d.message for d in exc.diagnostics)
+            raise ConfigError(f"connection '{connection}': {reasons}") from None
+
+
+def duckdb_path(url: str, base_dir: Path) -> Path | str:
+    """`duckdb:///file.duckdb` is relative to the .smql file, `duckdb:////abs/file.duckdb`
+    absolute (as in SQLAlchemy), `duckdb:///:memory:` in memory."""
+    rest = url.split(":", 1)[1]
+    path = (
+        rest[3:] if rest.startswith("///") else rest.lstrip("/") if rest.startswith("//") else rest
+    )
+    if path in (":memory:", ""):
+        return ":memory:"
+    candidate = Path(path)
+    return candidate if candidate.is_absolute() else base_dir / candidate

@@ -5,6 +5,9 @@ Exit codes (also in the README):
     1  the input has errors (diagnostics printed), or `fmt --check` found a file to reformat
     2  usage error (unknown option, missing file)
     3  internal error (a bug: run again with --debug for the traceback)
+    4  migrate: an item failed or was not run (the summary says which and why)
+    5  migrate: interrupted by SIGINT/SIGTERM after draining; run it again to resume
+    6  migrate: another process is migrating the same plan
   130  interrupted (Ctrl-C)
 """
 
@@ -22,6 +25,7 @@ import typer
 import smql
 from smql.formatter import format_source
 from stratum import __version__
+from stratum.cli.engine import migrate, progress
 from stratum.errors import PlanError
 from stratum.plan import compile_plan, diagnose
 
@@ -180,6 +184,10 @@ def fmt(
             _err(f"reformatted {label}")
     if failed or (check and changed):
         raise typer.Exit(EXIT_INVALID)
+
+
+app.command()(migrate)
+app.command()(progress)
 
 
 def _count(n: int, word: str) -> str:

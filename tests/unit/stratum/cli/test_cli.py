@@ -103,8 +103,7 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
 
 
 def test_commands_of_later_issues_do_not_exist_as_placeholders() -> None:
-    for command in ("migrate", "progress", "test-conn"):
-        assert runner.invoke(app, [command]).exit_code == 2
+    assert runner.invoke(app, ["test-conn"]).exit_code == 2
 
 
 def test_console_script_prints_no_traceback(bad: Path) -> None:

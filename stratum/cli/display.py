@@ -1,0 +1,211 @@
+"""What a run shows: progress bars on a terminal, structured log lines otherwise, and the final
+summary table. All of it subscribes to the event bus; none of it can stop a run."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+import structlog
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from stratum.runtime.events import (
+    BatchProcessed,
+    ErrorOccurred,
+    Event,
+    ItemFinished,
+    ItemStarted,
+    MigrationCompleted,
+    MigrationStarted,
+)
+from stratum.runtime.executor import RunSummary
+from stratum.runtime.pipeline import ItemResult
+
+
+class ProgressBars:
+    """One bar per item: rows written, rows/s, and an ETA when the size is known."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:>12,.0f} rows"),
+            TextColumn("{task.fields[rate]:>10}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.tasks: dict[str, TaskID] = {}
+        self.started: dict[str, float] = {}
+
+    def __enter__(self) -> ProgressBars:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, ItemStarted):
+            self.started[event.item] = time.monotonic()
+            self.tasks[event.item] = self.progress.add_task(
+                event.item, total=event.total_rows, completed=event.totals.rows_written, rate=""
+            )
+        elif isinstance(event, BatchProcessed) and event.item in self.tasks:
+            elapsed = max(time.monotonic() - self.started[event.item], 1e-6)
+            rate = f"{event.totals.rows_written / elapsed:,.0f}/s"
+            self.progress.update(
+                self.tasks[event.item], completed=event.totals.rows_written, rate=rate
+            )
+        elif isinstance(event, ItemFinished) and event.item in self.tasks:
+            task = self.tasks[event.item]
+            self.progress.update(task, description=f"{event.item} [{event.state}]")
+            if event.state == "finished":
+                self.progress.update(task, total=event.totals.rows_written)
+
+
+class EventLog:
+    """Structured log lines (JSON or console) for every event: for pipes, files and CI."""
+
+    def __init__(self, fmt: str, stream: TextIO = sys.stderr) -> None:
+        renderer: Any = (
+            structlog.processors.JSONRenderer()
+            if fmt == "json"
+            else structlog.dev.ConsoleRenderer(colors=False)
+        )
+        self.log = structlog.wrap_logger(
+            structlog.PrintLogger(stream),
+            processors=[structlog.processors.TimeStamper(fmt="iso"), renderer],
+        )
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, MigrationStarted):
+            self.log.info(
+                "migration_started",
+                run_id=event.run_id,
+                plan_hash=event.plan_hash,
+                items=list(event.items),
+            )
+        elif isinstance(event, ItemStarted):
+            self.log.info(
+                "item_started",
+                item=event.item,
+                resumed_from=event.resumed_from,
+                rows_written=event.totals.rows_written,
+            )
+        elif isinstance(event, BatchProcessed):
+            self.log.info(
+                "batch_processed",
+                item=event.item,
+                batch=event.batch,
+                rows_read=event.rows_read,
+                rows_written=event.rows_written,
+                rows_rejected=event.rows_rejected,
+                rows_filtered=event.rows_filtered,
+                cursor=event.cursor,
+            )
+        elif isinstance(event, ItemFinished):
+            self.log.info(
+                "item_finished",
+                item=event.item,
+                state=event.state,
+                rows_read=event.totals.rows_read,
+                rows_written=event.totals.rows_written,
+                rows_rejected=event.totals.rows_rejected,
+                rows_filtered=event.totals.rows_filtered,
+                seconds=round(event.elapsed, 3),
+                message=event.message,
+            )
+        elif isinstance(event, ErrorOccurred):
+            self.log.warning(
+                "error",
+                item=event.item,
+                error=event.error,
+                transient=event.transient,
+                attempt=event.attempt,
+            )
+        elif isinstance(event, MigrationCompleted):
+            self.log.info(
+                "migration_completed",
+                run_id=event.run_id,
+                status=event.status,
+                exit_code=event.exit_code,
+                seconds=round(event.elapsed, 3),
+            )
+
+
+def summary_table(summary: RunSummary, plan_path: str) -> Table:
+    table = Table(
+        title=f"{plan_path}  plan {summary.plan_hash[:12]}  run {summary.run_id}: {summary.status}",
+        title_justify="left",
+    )
+    for name in ("item", "state", "read", "written", "rejected", "filtered", "time", "rows/s"):
+        table.add_column(name, justify="left" if name in ("item", "state") else "right")
+    for result in summary.results:
+        t = result.totals
+        moved = result.outcome.value != "skipped" and result.elapsed > 0
+        rate = f"{t.rows_written / result.elapsed:,.0f}" if moved else "-"
+        table.add_row(
+            result.item,
+            result.outcome.value,
+            f"{t.rows_read:,}",
+            f"{t.rows_written:,}",
+            f"{t.rows_rejected:,}",
+            f"{t.rows_filtered:,}",
+            f"{result.elapsed:.2f}s",
+            rate,
+        )
+    return table
+
+
+def result_notes(results: Iterable[ItemResult]) -> list[str]:
+    notes = []
+    for result in results:
+        if result.message:
+            notes.append(f"{result.item}: {result.message}")
+        if result.reject_file:
+            notes.append(f"{result.item}: rejected rows are in {result.reject_file}")
+    return notes
+
+
+def summary_json(summary: RunSummary, plan_path: str) -> str:
+    return json.dumps(
+        {
+            "plan": plan_path,
+            "plan_hash": summary.plan_hash,
+            "run_id": summary.run_id,
+            "status": summary.status,
+            "exit_code": summary.exit_code,
+            "seconds": round(summary.elapsed, 3),
+            "items": [
+                {
+                    "item": r.item,
+                    "state": r.outcome.value,
+                    "rows_read": r.totals.rows_read,
+                    "rows_written": r.totals.rows_written,
+                    "rows_rejected": r.totals.rows_rejected,
+                    "rows_filtered": r.totals.rows_filtered,
+                    "batches": r.totals.batches,
+                    "retries": r.totals.retries,
+                    "seconds": round(r.elapsed, 3),
+                    "message": r.message,
+                    "reject_file": r.reject_file,
+                }
+                for r in summary.results
+            ],
+        },
+        indent=2,
+    )

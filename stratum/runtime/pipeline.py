@@ -1,0 +1,544 @@
+"""One item's pipeline: a producer actor and a consumer actor joined by a bounded stream.
+
+    producer: source.read -> transform -> send      (obeys Start / Stop / Pause / Resume)
+    consumer: receive -> write rows + checkpoint in ONE destination transaction
+              -> LMDB record -> BatchProcessed event
+
+The destination's checkpoint is authoritative: on start-up it wins over the state store, and a
+batch's rows and the checkpoint that counts them commit together, so a crash anywhere replays
+nothing and loses nothing. Rows a constraint refuses are isolated by probe transactions (rolled
+back) until the rest of the batch commits in one transaction; see architecture/engine.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TypeVar
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from smql import Mode, OnError
+from stratum import failpoints
+from stratum.connectors.base import Checkpoint, Destination, Rejected, Row, Schema, Source
+from stratum.errors import CircuitOpen, ResumeRefused, RowError, SourceError, StratumError
+from stratum.plan.model import MigrationPlan, PlanItem
+from stratum.resilience import CircuitBreaker, RetryPolicy, call_with_retry, is_transient
+from stratum.runtime.events import (
+    BatchProcessed,
+    ErrorOccurred,
+    EventBus,
+    ItemStarted,
+    Totals,
+)
+from stratum.runtime.rejects import RejectFile
+from stratum.state import ItemRecord, ItemState, StateStore, check_transition
+from stratum.transforms import TransformedBatch, Transformer
+
+T = TypeVar("T")
+
+MAX_PAUSES = 3  # circuit-breaker pauses an item sits out before it gives up
+
+
+class Control(StrEnum):
+    START = "start"
+    STOP = "stop"
+    PAUSE = "pause"
+    RESUME = "resume"
+
+
+class Outcome(StrEnum):
+    FINISHED = "finished"
+    SKIPPED = "skipped"  # nothing to do: finished before, and not incremental
+    PAUSED = "paused"  # stopped on request or by the breaker: resumable
+    FAILED = "failed"
+
+
+@dataclass
+class ItemResult:
+    item: str
+    outcome: Outcome
+    totals: Totals
+    elapsed: float
+    message: str | None = None
+    reject_file: str | None = None
+
+
+class ItemFailed(StratumError):
+    """The item cannot go on (a bad row under ON ERROR stop, or a terminal error)."""
+
+
+@dataclass
+class ItemRun:
+    """Everything one item's run needs; built by the executor."""
+
+    plan: MigrationPlan
+    item: PlanItem
+    run_id: str
+    source: Source
+    destination: Destination
+    store: StateStore
+    bus: EventBus
+    policy: RetryPolicy
+    rejects: RejectFile
+    queue_size: int
+    restart: bool = False
+    _control_send: MemoryObjectSendStream[Control] = field(init=False)
+    _control_recv: MemoryObjectReceiveStream[Control] = field(init=False)
+    _stopping: bool = field(default=False, init=False)
+    _totals: Totals = field(default_factory=Totals, init=False)
+    _checkpoint: Checkpoint | None = field(default=None, init=False)
+    _started: float = field(default=0.0, init=False)
+    _schema: Schema | None = field(default=None, init=False)
+    _state: ItemState = field(default=ItemState.PENDING, init=False)  # each run starts pending
+    _superseded: int = field(default=0, init=False)  # upsert rows replaced within their batch
+
+    def __post_init__(self) -> None:
+        self._control_send, self._control_recv = anyio.create_memory_object_stream[Control](16)
+        self.breaker = CircuitBreaker(
+            threshold=self.policy.breaker_threshold, cooldown=self.policy.breaker_cooldown
+        )
+
+    # --- messages from the executor -----------------------------------------------------
+
+    def send(self, message: Control) -> None:
+        """Deliver a control message to the producer (Stop also marks the run as stopping)."""
+        if message is Control.STOP:
+            self._stopping = True
+        # the producer may be done already, or have a full mailbox: a Stop is kept by the flag
+        with contextlib.suppress(
+            anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError
+        ):
+            self._control_send.send_nowait(message)
+
+    # --- the run ------------------------------------------------------------------------
+
+    async def run(self) -> ItemResult:
+        self._started = time.monotonic()
+        try:
+            return await self._run_guarded()
+        finally:
+            self._control_send.close()
+            self._control_recv.close()
+
+    async def _run_guarded(self) -> ItemResult:
+        try:
+            return await self._run()
+        except ItemFailed as exc:
+            return await self._end(Outcome.FAILED, str(exc))
+        except ResumeRefused as exc:
+            return await self._end(Outcome.FAILED, str(exc))
+        except CircuitOpen as exc:
+            return await self._end(Outcome.PAUSED, f"paused by the circuit breaker: {exc}")
+        except StratumError as exc:
+            self.bus.publish(ErrorOccurred(self.item.name, str(exc), is_transient(exc)))
+            return await self._end(Outcome.FAILED, str(exc))
+
+    async def _run(self) -> ItemResult:
+        item = self.item
+        checkpoint = await self._retry(lambda: self.destination.checkpoint(item.name))
+        if self.restart:
+            await self._retry(lambda: self.destination.forget(item.name))
+            await anyio.to_thread.run_sync(self.store.delete_item, item.name)
+            if self.rejects.path.exists():
+                self.rejects.path.unlink()
+            checkpoint = None
+        if checkpoint is not None:
+            checkpoint = await self._check_resumable(checkpoint)
+            if checkpoint is None:
+                return await self._end(Outcome.SKIPPED, self._skip_message())
+        fresh = Checkpoint(item.name, item.hash, self.plan.hash, self.run_id)
+        checkpoint = dataclasses.replace(checkpoint or fresh, run_id=self.run_id)
+        self._checkpoint = checkpoint
+        self._totals = _totals_of(checkpoint)
+        await anyio.to_thread.run_sync(self.rejects.trim, checkpoint.batches)
+
+        await self._retry(self.source.open)
+        try:
+            transformer = Transformer.build(await self.source.schema(), item.options)
+            target_schema = self._schema = transformer.schema
+            self._checkpoint = await self._retry(
+                lambda: self.destination.prepare(
+                    item.target, target_schema, item.options.mode, checkpoint
+                )
+            )
+            await self._record(ItemState.WORKING)
+            self.bus.publish(ItemStarted(item.name, self._checkpoint.cursor, self._totals))
+            send, receive = anyio.create_memory_object_stream[TransformedBatch](self.queue_size)
+            self.send(Control.START)
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._produce, send, transformer)
+                    tg.start_soon(self._consume, receive)
+            except BaseExceptionGroup as group:
+                raise _unwrap(group) from None
+        finally:
+            await self.source.close()
+        if self._stopping:
+            return await self._end(Outcome.PAUSED, "stopped on request; run again to resume")
+        final = dataclasses.replace(self._current(), finished=True)
+        await self._retry(lambda: self.destination.save_checkpoint(final))
+        self._checkpoint = final
+        return await self._end(Outcome.FINISHED, None)
+
+    async def _check_resumable(self, checkpoint: Checkpoint) -> Checkpoint | None:
+        """The checkpoint to resume from, None when there is nothing to do, or ResumeRefused."""
+        item = self.item
+        if checkpoint.item_hash != item.hash:
+            raise ResumeRefused(
+                item.name,
+                f"its definition changed since run {checkpoint.run_id} (item hash "
+                f"{checkpoint.item_hash[:12]} -> {item.hash[:12]})",
+            )
+        if "create" in checkpoint.steps and not await self._retry(
+            lambda: self.destination.table_exists(item.target)
+        ):
+            raise ResumeRefused(
+                item.name, f"its target {item.target.text} was dropped behind Stratum's back"
+            )
+        if checkpoint.rows_written > 0 and item.options.mode is not Mode.UPSERT:
+            count = await self._retry(lambda: self.destination.row_count(item.target))
+            if count == 0:
+                raise ResumeRefused(
+                    item.name,
+                    f"its target {item.target.text} is empty although run {checkpoint.run_id} "
+                    f"committed {checkpoint.rows_written} rows: it was emptied behind Stratum's "
+                    "back",
+                )
+        if checkpoint.finished:
+            if item.options.mode is not Mode.INCREMENTAL:
+                self._checkpoint = checkpoint
+                self._totals = _totals_of(checkpoint)
+                return None
+            return dataclasses.replace(checkpoint, finished=False)
+        return checkpoint
+
+    def _skip_message(self) -> str:
+        cp = self._current()
+        return (
+            f"already finished by run {cp.run_id} ({cp.rows_written} rows written); nothing to "
+            f"do (--restart --item {self.item.name} loads it again)"
+        )
+
+    # --- producer -----------------------------------------------------------------------
+
+    async def _produce(
+        self, send: MemoryObjectSendStream[TransformedBatch], transformer: Transformer
+    ) -> None:
+        async with send:
+            if not await self._await_control(initial=True):
+                return
+            batches = self.source.read(self._current().cursor, self._batch_size())
+            async for raw in batches:
+                if transformer.is_identity:
+                    batch = transformer.apply(raw)
+                else:
+                    batch = await anyio.to_thread.run_sync(transformer.apply, raw)
+                failpoints.hit("after_read")
+                if not await self._await_control():
+                    break
+                await send.send(batch)
+                if self._stopping:
+                    break
+
+    async def _await_control(self, initial: bool = False) -> bool:
+        """Apply pending control messages; False when the producer must stop. Before the first
+        batch it waits for Start; while paused it waits for Resume or Stop."""
+        waiting = initial
+        while True:
+            if self._stopping:
+                return False
+            try:
+                message = (
+                    await self._control_recv.receive()
+                    if waiting
+                    else self._control_recv.receive_nowait()
+                )
+            except anyio.WouldBlock:
+                return True
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                return not self._stopping
+            if message is Control.STOP:
+                return False
+            if message in (Control.START, Control.RESUME):
+                if waiting:
+                    await self._record(ItemState.WORKING)
+                waiting = False
+            elif message is Control.PAUSE:
+                waiting = True
+                await self._record(ItemState.PAUSED)
+
+    # --- consumer -----------------------------------------------------------------------
+
+    async def _consume(self, receive: MemoryObjectReceiveStream[TransformedBatch]) -> None:
+        async with receive:
+            async for batch in receive:
+                if self._stopping:
+                    failpoints.hit("during_drain")
+                await self._commit(batch)
+            await self._record(ItemState.IDLE)
+
+    async def _commit(self, batch: TransformedBatch) -> None:
+        item, previous = self.item, self._current()
+        seq = previous.batches + 1
+        on_error = item.options.on_error or OnError.STOP
+        rejected = sorted(batch.rejected, key=lambda r: r.position)  # reader's and transforms'
+        if rejected and on_error is OnError.STOP:
+            raise ItemFailed(_stop_message(item.name, rejected[0]))
+        rows, positions = self._last_per_key(list(batch.rows), list(batch.positions))
+
+        superseded, self._superseded = self._superseded, 0
+
+        def checkpoint_for(written: int, rejects: int) -> Checkpoint:
+            written += superseded
+            return dataclasses.replace(
+                previous,
+                cursor=batch.cursor,
+                batches=seq,
+                rows_read=previous.rows_read + batch.read,
+                rows_written=previous.rows_written + written,
+                rows_rejected=previous.rows_rejected + rejects,
+                rows_filtered=previous.rows_filtered + batch.filtered,
+            )
+
+        if rejected and on_error is OnError.REJECT:  # on disk before the commit that counts them
+            await anyio.to_thread.run_sync(
+                self.rejects.append, item.name, self.run_id, seq, rejected
+            )
+        try:
+            await self._write(rows, checkpoint_for(len(rows), len(rejected)), commit=True)
+        except RowError:
+            rows, positions, refused = await self._isolate(rows, positions, checkpoint_for)
+            if refused and on_error is OnError.STOP:
+                raise ItemFailed(_stop_message(item.name, refused[0])) from None
+            if refused and on_error is OnError.REJECT:
+                await anyio.to_thread.run_sync(
+                    self.rejects.append, item.name, self.run_id, seq, refused
+                )
+            rejected += refused
+            await self._write(rows, checkpoint_for(len(rows), len(rejected)), commit=True)
+        self._checkpoint = checkpoint_for(len(rows), len(rejected))
+        failpoints.hit("after_commit")
+        self._totals = dataclasses.replace(
+            _totals_of(self._checkpoint),
+            nbytes=self._totals.nbytes + batch.nbytes,
+            retries=self._totals.retries,
+            failures=self._totals.failures,
+        )
+        await self._record(ItemState.WORKING)
+        failpoints.hit("after_state")
+        self.bus.publish(
+            BatchProcessed(
+                item.name,
+                seq,
+                batch.read,
+                self._checkpoint.rows_written - previous.rows_written,
+                len(rejected),
+                batch.filtered,
+                batch.nbytes,
+                batch.cursor,
+                self._totals,
+            )
+        )
+
+    def _last_per_key(self, rows: list[Row], positions: list[int]) -> tuple[list[Row], list[int]]:
+        """For an upsert, the last row of each key in the batch: applying the rows one by one
+        would leave exactly that one, and a database refuses to update a row twice in one
+        statement. The earlier rows count as written: they were applied, then replaced."""
+        key, schema = self.item.options.key, self._schema
+        if (
+            not key
+            or schema is None
+            or self.item.options.mode not in (Mode.UPSERT, Mode.INCREMENTAL)
+        ):
+            return rows, positions
+        names = schema.names
+        indexes = [names.index(column) for column in key if column in names]
+        if len(indexes) != len(key):
+            return rows, positions
+        last: dict[tuple[object, ...], int] = {}
+        for i, row in enumerate(rows):
+            last[tuple(row[j] for j in indexes)] = i
+        if len(last) == len(rows):
+            return rows, positions
+        keep = sorted(last.values())
+        self._superseded = len(rows) - len(keep)
+        return [rows[i] for i in keep], [positions[i] for i in keep]
+
+    async def _write(self, rows: Sequence[Row], checkpoint: Checkpoint, commit: bool) -> None:
+        item = self.item
+        await self._retry(
+            lambda: self.destination.write(
+                item.target,
+                self._schema_for_write(),
+                rows,
+                checkpoint,
+                item.options.mode,
+                item.options.key,
+                commit=commit,
+            )
+        )
+
+    async def _isolate(
+        self,
+        rows: list[Row],
+        positions: list[int],
+        checkpoint_for: Callable[[int, int], Checkpoint],
+    ) -> tuple[list[Row], list[int], list[Rejected]]:
+        """Split the batch until every row a constraint refuses is found: rows are accepted
+        greedily, each addition proven by a probe transaction that is rolled back, so the
+        accepted set is known to commit as a whole."""
+        accepted: list[tuple[Row, int]] = []
+        refused: list[Rejected] = []
+
+        async def probe(candidate: list[tuple[Row, int]]) -> str | None:
+            try:
+                await self._write(
+                    [row for row, _ in candidate], checkpoint_for(len(candidate), 0), commit=False
+                )
+            except RowError as exc:
+                return str(exc)
+            return None
+
+        async def add(chunk: list[tuple[Row, int]]) -> None:
+            nonlocal accepted
+            reason = await probe(accepted + chunk)
+            if reason is None:
+                accepted = accepted + chunk
+            elif len(chunk) == 1:
+                row, position = chunk[0]
+                refused.append(Rejected(position, reason, row))
+            else:
+                middle = len(chunk) // 2
+                await add(chunk[:middle])
+                await add(chunk[middle:])
+
+        await add(list(zip(rows, positions, strict=True)))
+        return [r for r, _ in accepted], [p for _, p in accepted], refused
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _schema_for_write(self) -> Schema:
+        assert self._schema is not None
+        return self._schema
+
+    def _batch_size(self) -> int:
+        return self.item.options.batch_size or 10_000
+
+    def _current(self) -> Checkpoint:
+        assert self._checkpoint is not None
+        return self._checkpoint
+
+    async def _retry(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Transient failures retried with backoff; CircuitOpen pauses the item, up to
+        MAX_PAUSES times, then the item gives up."""
+        pauses = 0
+        while True:
+            try:
+                return await call_with_retry(
+                    fn, policy=self.policy, breaker=self.breaker, on_retry=self._on_retry
+                )
+            except CircuitOpen:
+                pauses += 1
+                if pauses > MAX_PAUSES or self._stopping:
+                    raise
+                await self._record(ItemState.PAUSED, "circuit open: waiting before a probe")
+                await anyio.sleep(self.policy.breaker_cooldown)
+
+    def _on_retry(self, attempt: int, error: BaseException, delay: float) -> None:
+        self._totals = dataclasses.replace(
+            self._totals, retries=self._totals.retries + 1, failures=self._totals.failures + 1
+        )
+        self.bus.publish(ErrorOccurred(self.item.name, str(error), True, attempt))
+
+    async def _record(self, state: ItemState, error: str | None = None) -> None:
+        check_transition(self._state, state)  # an illegal move is an engine bug: fail loudly
+        self._state = state
+        cp = self._checkpoint
+        now = time.time()
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        previous = await anyio.to_thread.run_sync(self.store.get_item, self.item.name)
+        record = ItemRecord(
+            name=self.item.name,
+            hash=self.item.hash,
+            state=state,
+            cursor=cp.cursor if cp else None,
+            batches=cp.batches if cp else 0,
+            rows_read=cp.rows_read if cp else 0,
+            rows_written=cp.rows_written if cp else 0,
+            rows_rejected=cp.rows_rejected if cp else 0,
+            rows_filtered=cp.rows_filtered if cp else 0,
+            bytes=self._totals.nbytes,
+            retries=self._totals.retries,
+            failures=self._totals.failures,
+            steps=cp.steps if cp else (),
+            run_id=self.run_id,
+            started_at=previous.started_at if previous and previous.run_id == self.run_id else now,
+            updated_at=now,
+            finished_at=now if state is ItemState.FINISHED else None,
+            last_error=error,
+            rows_per_second=self._totals.rows_written / elapsed if cp else 0.0,
+        )
+        await anyio.to_thread.run_sync(self.store.put_item, record)
+
+    async def _end(self, outcome: Outcome, message: str | None) -> ItemResult:
+        state = {
+            Outcome.FINISHED: ItemState.FINISHED,
+            Outcome.SKIPPED: ItemState.FINISHED,
+            Outcome.PAUSED: ItemState.PAUSED,
+            Outcome.FAILED: ItemState.FAILED,
+        }[outcome]
+        error = message if outcome is Outcome.FAILED else None
+        await self._record(state, error)
+        return ItemResult(
+            self.item.name,
+            outcome,
+            self._totals,
+            time.monotonic() - self._started,
+            message,
+            str(self.rejects.path) if self.rejects.path.exists() else None,
+        )
+
+
+def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The actors' error, out of the task group's wrapping, when all of them are ours; any
+    other exception (a cancellation, an interrupt) keeps the group as it is."""
+    leaves: list[BaseException] = []
+
+    def collect(error: BaseException) -> None:
+        if isinstance(error, BaseExceptionGroup):
+            for inner in error.exceptions:
+                collect(inner)
+        else:
+            leaves.append(error)
+
+    collect(group)
+    if leaves and all(isinstance(leaf, StratumError) for leaf in leaves):
+        return leaves[0]
+    return group
+
+
+def _totals_of(checkpoint: Checkpoint) -> Totals:
+    return Totals(
+        rows_read=checkpoint.rows_read,
+        rows_written=checkpoint.rows_written,
+        rows_rejected=checkpoint.rows_rejected,
+        rows_filtered=checkpoint.rows_filtered,
+        batches=checkpoint.batches,
+    )
+
+
+def _stop_message(item: str, rejected: Rejected) -> str:
+    return (
+        f"item '{item}' stops at the first bad row (ON ERROR stop): position "
+        f"{rejected.position}: {rejected.reason}; nothing of its batch was committed "
+        "(ON ERROR reject keeps loading and writes bad rows to a reject file)"
+    )
+
+
+__all__ = ["Control", "ItemFailed", "ItemResult", "ItemRun", "Outcome", "SourceError"]

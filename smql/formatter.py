@@ -363,9 +363,9 @@ class _Formatter:
             lines.append(
                 _Line(INDENT, _file_option(option) + comma, option.span.start, option.span.end)
             )
-        lines.append(
-            _Line(0, f") INTO {item.target.text}", options[-1].span.end, item.target.span.end)
-        )
+        into = self._code_before(item.target.span.start) - len("INTO")
+        close_paren = self._code_before(into) - 1  # comments before it stay with the options
+        lines.append(_Line(0, f") INTO {item.target.text}", close_paren, item.target.span.end))
         return lines
 
     def _header_text(

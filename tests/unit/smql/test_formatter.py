@@ -1073,3 +1073,11 @@ def test_a_long_migrate_file_header_puts_one_file_option_per_line() -> None:
           MODE full;
         """,
     )
+
+
+def test_a_comment_after_the_last_file_option_stays_on_its_line() -> None:
+    # found by hypothesis: the closing line was anchored before the comment, which moved there
+    source = "MIGRATE FILE '\n' ( HEADER , HEADER , HEADER , HEADER -- a\nTRUE ) INTO a ;"
+    once = format_source(source)
+    assert "  HEADER true  -- a\n) INTO a;" in once
+    assert format_source(once) == once

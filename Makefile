@@ -15,7 +15,7 @@ INSTALL_STAMP = $(VENV)/.installed
 
 help:
 	@echo "make install     create $(VENV) (if absent) and install stratum with the dev extras"
-	@echo "make quickstart  validate and plan examples/quickstart.smql"
+	@echo "make quickstart  migrate examples/quickstart.smql into an embedded DuckDB file"
 	@echo "make test        run the test suite (extra pytest options: PYTEST_ARGS='...')"
 	@echo "make lint        ruff check, ruff format --check, mypy"
 	@echo "make fmt         ruff format and ruff check --fix"
@@ -30,8 +30,7 @@ $(INSTALL_STAMP): pyproject.toml
 	@touch $@
 
 quickstart: install
-	$(VENV)/bin/stratum validate examples/quickstart.smql
-	$(VENV)/bin/stratum plan examples/quickstart.smql
+	$(VENV)/bin/stratum migrate examples/quickstart.smql
 
 test: install
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -283,3 +283,22 @@ def test_an_upsert_batch_keeps_the_last_row_of_each_key(tmp_path: Path) -> None:
     assert loaded(destination, plan) == [("1", "new"), ("2", "two"), ("3", "three")]
     t = result.totals
     assert (t.rows_read, t.rows_written, t.rows_rejected) == (4, 4, 0)
+
+
+def test_the_default_queue_of_64_bounds_how_far_the_reader_runs_ahead(tmp_path: Path) -> None:
+    rows = [(str(i), "x") for i in range(1, 3001)]  # 300 batches of 10
+    inner = MemoryDestination()
+    slow = FaultyDestination(inner, FaultPlan().delay("write", 0.001, times=None))
+    plan = plan_for(tmp_path)
+    assert plan.settings.queue_size == 64
+    ahead: list[int] = []
+    factory = Factory(slow, rows)
+
+    def watch(event: Event) -> None:
+        if isinstance(event, BatchProcessed):
+            ahead.append(factory.sources[0].batches_read - event.batch)
+
+    assert run(plan, tmp_path, factory, on_event=watch).exit_code == EXIT_OK
+    assert len(inner.rows(plan.items[0].target)) == 3000
+    assert max(ahead) >= 32  # the reader did run ahead of a slow writer...
+    assert max(ahead) <= 64 + 2  # ...but never by more than the queue: memory stays flat

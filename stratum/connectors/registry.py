@@ -12,6 +12,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 import smql
+from smql import Mode
 from stratum.connectors.base import Destination, Source
 from stratum.errors import ConfigError
 from stratum.plan.model import FileSource, MigrationPlan, PlanItem
@@ -37,6 +38,12 @@ class Connectors:
 
     def source(self, item: PlanItem) -> Source:
         if isinstance(item.source, FileSource):
+            if item.options.mode is Mode.INCREMENTAL:
+                raise ConfigError(
+                    f"item '{item.name}': MODE incremental reads rows past the CURSOR column's "
+                    "high-water mark, which this version does for no file source yet; use MODE "
+                    "append or full"
+                )
             from stratum.connectors.files import open_file_source  # noqa: PLC0415 (lazy)
 
             return open_file_source(item.source, self.base_dir)

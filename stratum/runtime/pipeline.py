@@ -330,7 +330,7 @@ class ItemRun:
             retries=self._totals.retries,
             failures=self._totals.failures,
         )
-        await self._record(ItemState.WORKING)
+        await self._record(self._state)  # working, or paused while queued batches drain
         failpoints.hit("after_state")
         self.bus.publish(
             BatchProcessed(

@@ -182,3 +182,39 @@ def test_bad_rows_are_rejected_with_line_numbers_and_the_accounting_holds(
     assert [x["position"] for x in lines] == [3, 4, 7]
     rows = fetch(postgres_database.url, "SELECT id, amount FROM bad ORDER BY id")
     assert [tuple(r) for r in rows] == [(1, Decimal("1.50")), (4, None), (6, Decimal("3.00"))]
+
+
+def test_rows_a_constraint_refuses_are_isolated_and_the_rest_commit_once(
+    tmp_path: Path, postgres_database: ThrowawayDatabase
+) -> None:
+    fetch(
+        postgres_database.url,
+        "CREATE TABLE strict (id bigint PRIMARY KEY, amount numeric(10,2) NOT NULL "
+        "CHECK (amount >= 0))",
+    )
+    (tmp_path / "strict.csv").write_text("id,amount\n1,1.00\n2,-5.00\n3,3.00\n1,9.00\n4,\n5,5.00\n")
+    plan = tmp_path / "strict.smql"
+    plan.write_text(
+        f"CONNECTION dest = '{postgres_database.url}';\n"
+        "MIGRATE FILE 'strict.csv' (HEADER) INTO dest.strict MODE append ON ERROR reject\n"
+        "  CAST COLUMN id TO bigint, COLUMN amount TO numeric(10,2);\n"
+    )
+    migrate = Migrate(plan, tmp_path / "state")
+    summary_path = tmp_path / "summary.json"
+    subprocess.run(
+        [*migrate.command(), "--summary", str(summary_path)],
+        env=migrate.env(),
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    (item,) = json.loads(summary_path.read_text())["items"]
+    assert (item["rows_read"], item["rows_written"], item["rows_rejected"]) == (6, 3, 3)
+    rejects = [json.loads(x) for x in Path(item["reject_file"]).read_text().splitlines()]
+    assert sorted(x["position"] for x in rejects) == [3, 5, 6]  # check, duplicate key, not null
+    rows = fetch(postgres_database.url, "SELECT id, amount FROM strict ORDER BY id")
+    assert [tuple(r) for r in rows] == [
+        (1, Decimal("1.00")),
+        (3, Decimal("3.00")),
+        (5, Decimal("5.00")),
+    ]

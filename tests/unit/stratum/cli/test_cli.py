@@ -116,3 +116,35 @@ def test_console_script_prints_no_traceback(bad: Path) -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "unknown connection 'scr'" in result.stderr
+
+
+def test_migrate_dry_run_says_what_it_would_do_and_changes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("id\n1\n2\n")
+    plan = tmp_path / "p.smql"
+    plan.write_text(
+        "CONNECTION d = 'duckdb:///d.duckdb';\nMIGRATE FILE 'a.csv' (HEADER) INTO d.a;\n"
+        "MIGRATE FILE 'b.csv' (HEADER) INTO d.b;\n"
+    )
+    state = tmp_path / "state"
+    result = runner.invoke(app, ["migrate", str(plan), "--dry-run", "--state-dir", str(state)])
+    assert result.exit_code == 0
+    assert "d.a: start: load into d.a (full)" in result.stdout
+    assert "d.b: cannot run: file not found" in result.stdout
+    assert not state.exists()
+    assert runner.invoke(app, ["migrate", str(plan), "--state-dir", str(state)]).exit_code == 4
+    again = runner.invoke(app, ["migrate", str(plan), "--dry-run", "--state-dir", str(state)])
+    assert "d.a: nothing to do: finished by run" in again.stdout
+
+
+def test_an_incremental_file_item_is_refused_not_half_done(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("id,ts\n1,2024-01-01\n")
+    plan = tmp_path / "p.smql"
+    plan.write_text(
+        "CONNECTION d = 'duckdb:///d.duckdb';\n"
+        "MIGRATE FILE 'a.csv' (HEADER) INTO d.a MODE incremental CURSOR ts;\n"
+    )
+    result = runner.invoke(
+        app, ["migrate", str(plan), "--state-dir", str(tmp_path / "s"), "--log-format", "json"]
+    )
+    assert result.exit_code == 4
+    assert "MODE incremental" in result.stdout

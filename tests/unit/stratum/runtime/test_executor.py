@@ -302,3 +302,58 @@ def test_the_default_queue_of_64_bounds_how_far_the_reader_runs_ahead(tmp_path: 
     assert len(inner.rows(plan.items[0].target)) == 3000
     assert max(ahead) >= 32  # the reader did run ahead of a slow writer...
     assert max(ahead) <= 64 + 2  # ...but never by more than the queue: memory stays flat
+
+
+def test_an_incremental_item_continues_from_its_cursor(tmp_path: Path) -> None:
+    plan = plan_for(tmp_path, "MODE incremental CURSOR id KEY (id)")
+    destination = MemoryDestination()
+    rows = list(ROWS[:40])
+    assert run(plan, tmp_path, Factory(destination, rows)).exit_code == EXIT_OK
+    rows += ROWS[40:]  # the source grew since
+    again = run(plan, tmp_path, factory := Factory(destination, rows))
+    assert again.results[0].outcome is Outcome.FINISHED
+    assert factory.sources[0].rows_read == 60  # only the new rows were read
+    assert loaded(destination, plan) == ROWS
+
+
+def test_pause_and_resume_messages_hold_and_release_the_reader(tmp_path: Path) -> None:
+    plan = plan_for(tmp_path, settings="SET queue_size = 1;")
+    inner = MemoryDestination()
+    slow = FaultyDestination(inner, FaultPlan().delay("write", 0.01, times=None))
+    factory = Factory(slow)
+    options = RunOptions(
+        state_dir=tmp_path / "state", policy=RetryPolicy.fast(), handle_signals=False
+    )
+    executor = MigrationExecutor(plan, options, connectors=factory)
+    name = plan.items[0].name
+    seen: dict[str, int] = {}
+    two_batches = anyio.Event()
+    executor.bus.subscribe(
+        lambda e: two_batches.set() if isinstance(e, BatchProcessed) and e.batch >= 2 else None
+    )
+
+    async def main() -> RunSummary:
+        async with anyio.create_task_group() as tg:
+            result: list[RunSummary] = []
+
+            async def go() -> None:
+                result.append(await executor.run())
+
+            tg.start_soon(go)
+            await two_batches.wait()
+            executor.pause(name)
+            await anyio.sleep(0.2)
+            seen["while_paused"] = factory.sources[0].batches_read
+            await anyio.sleep(0.2)
+            seen["later"] = factory.sources[0].batches_read
+            with StateStore.open(tmp_path / "state", Path(plan.path), readonly=True) as store:
+                record = store.get_item(name)
+                seen["paused"] = int(record is not None and record.state is ItemState.PAUSED)
+            executor.resume(name)
+        return result[0]
+
+    summary = anyio.run(main)
+    assert seen["later"] == seen["while_paused"]  # nothing read while paused
+    assert seen["paused"] == 1
+    assert summary.exit_code == EXIT_OK
+    assert loaded(inner, plan) == ROWS

@@ -112,6 +112,14 @@ class Source(Protocol):
 
 
 @runtime_checkable
+class SizedSource(Protocol):
+    """A source that knows how many rows it holds without reading them (a Parquet file's
+    metadata, a table's statistics): the progress display then shows an ETA. Optional."""
+
+    async def total_rows(self) -> int | None: ...
+
+
+@runtime_checkable
 class Destination(Protocol):
     capabilities: Capabilities
 

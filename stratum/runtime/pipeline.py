@@ -25,7 +25,15 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from smql import Mode, OnError
 from stratum import failpoints
-from stratum.connectors.base import Checkpoint, Destination, Rejected, Row, Schema, Source
+from stratum.connectors.base import (
+    Checkpoint,
+    Destination,
+    Rejected,
+    Row,
+    Schema,
+    SizedSource,
+    Source,
+)
 from stratum.errors import CircuitOpen, ResumeRefused, RowError, SourceError, StratumError
 from stratum.plan.model import MigrationPlan, PlanItem
 from stratum.resilience import CircuitBreaker, RetryPolicy, call_with_retry, is_transient
@@ -168,7 +176,10 @@ class ItemRun:
                 )
             )
             await self._record(ItemState.WORKING)
-            self.bus.publish(ItemStarted(item.name, self._checkpoint.cursor, self._totals))
+            total = await self.source.total_rows() if isinstance(self.source, SizedSource) else None
+            self.bus.publish(
+                ItemStarted(item.name, self._checkpoint.cursor, self._totals, total_rows=total)
+            )
             send, receive = anyio.create_memory_object_stream[TransformedBatch](self.queue_size)
             self.send(Control.START)
             try:

@@ -119,6 +119,12 @@ class ParquetSource(FileSourceBase):
         super().__init__(path)
         self._select = ""
         self._converters: tuple[tuple[int, Convert], ...] = ()
+        self._total_rows: int | None = None
+
+    async def total_rows(self) -> int | None:
+        """The file's row count, from its metadata (see `SizedSource`)."""
+        await self.schema()
+        return self._total_rows
 
     def _read_schema(self) -> Schema:
         if not self.path.is_file():
@@ -128,6 +134,11 @@ class ParquetSource(FileSourceBase):
         try:
             result = connection.execute("SELECT * FROM read_parquet(?) LIMIT 0", [str(self.path)])
             described = [(str(d[0]), str(d[1])) for d in result.description]
+            # the row count is in the file's metadata: known without a scan, for the ETA
+            (count,) = connection.execute(
+                "SELECT sum(num_rows) FROM parquet_file_metadata(?)", [str(self.path)]
+            ).fetchall()[0]
+            self._total_rows = int(count or 0)
         except duckdb.Error as exc:
             raise SourceError(f"{self.path}: cannot read it as Parquet: {exc}") from exc
         finally:

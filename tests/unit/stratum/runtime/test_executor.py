@@ -26,7 +26,7 @@ from stratum.errors import ConnectionLost
 from stratum.plan import MigrationPlan, compile_plan
 from stratum.plan.model import PlanItem
 from stratum.resilience import RetryPolicy
-from stratum.runtime.events import BatchProcessed, Event
+from stratum.runtime.events import BatchProcessed, Event, ItemStarted
 from stratum.runtime.executor import (
     EXIT_FAILED,
     EXIT_OK,
@@ -357,3 +357,22 @@ def test_pause_and_resume_messages_hold_and_release_the_reader(tmp_path: Path) -
     assert seen["paused"] == 1
     assert summary.exit_code == EXIT_OK
     assert loaded(inner, plan) == ROWS
+
+
+class SizedMemorySource(MemorySource):
+    async def total_rows(self) -> int | None:
+        return 100
+
+
+def test_a_source_that_knows_its_size_gives_the_display_a_total(tmp_path: Path) -> None:
+    plan, destination = plan_for(tmp_path), MemoryDestination()
+    factory = Factory(destination)
+    factory.source = lambda item: SizedMemorySource(SCHEMA, ROWS)  # type: ignore[method-assign]
+    totals: list[int | None] = []
+
+    def watch(event: Event) -> None:
+        if isinstance(event, ItemStarted):
+            totals.append(event.total_rows)
+
+    assert run(plan, tmp_path, factory, on_event=watch).exit_code == EXIT_OK
+    assert totals == [100]

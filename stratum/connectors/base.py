@@ -171,3 +171,8 @@ class Destination(Protocol):
     async def row_count(self, target: TableRef) -> int:
         """Rows in the target (a resume refuses when it was emptied behind its back)."""
         ...
+
+    async def columns(self, target: TableRef) -> tuple[Column, ...] | None:
+        """An existing target's columns, types spelt as PostgreSQL spells them, in table order;
+        None when the target does not exist. Rows are coerced to these types before writing."""
+        ...

@@ -37,6 +37,7 @@ from smql import Mode
 from stratum.connectors.base import (
     Capabilities,
     Checkpoint,
+    Column,
     Cursor,
     Destination,
     RawBatch,
@@ -318,6 +319,11 @@ class MemoryDestination:
     async def row_count(self, target: TableRef) -> int:
         await self._enter()
         return len(self._table(target).rows)
+
+    async def columns(self, target: TableRef) -> tuple[Column, ...] | None:
+        await self._enter()
+        table = self._tables.get(_name(target))
+        return table.schema.columns if table is not None else None
 
     async def prepare(
         self, target: TableRef, schema: Schema, mode: Mode, checkpoint: Checkpoint
@@ -789,6 +795,12 @@ class FaultyDestination:
         call = await self.faults.before_call("row_count")
         result = await self.inner.row_count(target)
         self.faults.after_call("row_count", call)
+        return result
+
+    async def columns(self, target: TableRef) -> tuple[Column, ...] | None:
+        call = await self.faults.before_call("columns")
+        result = await self.inner.columns(target)
+        self.faults.after_call("columns", call)
         return result
 
     async def prepare(

@@ -28,6 +28,7 @@ from stratum import failpoints
 from stratum.connectors.base import (
     Checkpoint,
     Destination,
+    RawBatch,
     Rejected,
     Row,
     Schema,
@@ -47,6 +48,7 @@ from stratum.runtime.events import (
 from stratum.runtime.rejects import RejectFile
 from stratum.state import ItemRecord, ItemState, StateStore, check_transition
 from stratum.transforms import TransformedBatch, Transformer
+from stratum.transforms.coerce import Coercion
 
 T = TypeVar("T")
 
@@ -175,6 +177,11 @@ class ItemRun:
                     item.target, target_schema, item.options.mode, checkpoint
                 )
             )
+            # an existing target's column types win: rows are coerced to them
+            existing = await self._retry(lambda: self.destination.columns(item.target))
+            coercion = Coercion.build(target_schema, existing or (), item.target.text)
+            if existing:
+                self._schema = coercion.schema
             await self._record(ItemState.WORKING)
             total = await self.source.total_rows() if isinstance(self.source, SizedSource) else None
             self.bus.publish(
@@ -184,7 +191,7 @@ class ItemRun:
             self.send(Control.START)
             try:
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._produce, send, transformer)
+                    tg.start_soon(self._produce, send, transformer, coercion)
                     tg.start_soon(self._consume, receive)
             except BaseExceptionGroup as group:
                 raise _unwrap(group) from None
@@ -239,17 +246,20 @@ class ItemRun:
     # --- producer -----------------------------------------------------------------------
 
     async def _produce(
-        self, send: MemoryObjectSendStream[TransformedBatch], transformer: Transformer
+        self,
+        send: MemoryObjectSendStream[TransformedBatch],
+        transformer: Transformer,
+        coercion: Coercion,
     ) -> None:
         async with send:
             if not await self._await_control(initial=True):
                 return
             batches = self.source.read(self._current().cursor, self._batch_size())
             async for raw in batches:
-                if transformer.is_identity:
+                if transformer.is_identity and coercion.is_identity:
                     batch = transformer.apply(raw)
                 else:
-                    batch = await anyio.to_thread.run_sync(transformer.apply, raw)
+                    batch = await anyio.to_thread.run_sync(_shape, transformer, coercion, raw)
                 failpoints.hit("after_read")
                 if not await self._await_control():
                     break
@@ -514,6 +524,11 @@ class ItemRun:
             message,
             str(self.rejects.path) if self.rejects.path.exists() else None,
         )
+
+
+def _shape(transformer: Transformer, coercion: Coercion, raw: RawBatch) -> TransformedBatch:
+    """A source batch as the destination takes it: transformed, then coerced (in a thread)."""
+    return coercion.apply(transformer.apply(raw))
 
 
 def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -30,10 +30,12 @@ from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 import anyio.to_thread
+from sqlglot import exp
+from sqlglot.errors import ParseError
 
 from smql import Mode
 from stratum import failpoints
-from stratum.connectors.base import Capabilities, Checkpoint, Row, Schema
+from stratum.connectors.base import Capabilities, Checkpoint, Column, Row, Schema
 from stratum.connectors.duckdb._encoding import encode_columns
 from stratum.connectors.sql import (
     CHECKPOINT_SCHEMA,
@@ -282,6 +284,24 @@ class DuckDBDestination:
 
         return await self._call(f"looking for {target.text}", exists)
 
+    async def columns(self, target: TableRef) -> tuple[Column, ...] | None:
+        """The existing target's columns, types spelt as PostgreSQL spells them; None when it
+        does not exist."""
+        sql = (
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+            "WHERE table_catalog = $1 AND lower(table_schema) = lower($2) "
+            "AND lower(table_name) = lower($3) ORDER BY ordinal_position"
+        )
+        params = [self._catalog, _schema(target), _table(target)]
+
+        def read(conn: DuckDBPyConnection) -> tuple[Column, ...] | None:
+            rows = conn.execute(sql, params).fetchall()
+            return (
+                tuple(Column(str(r[0]), _pg_type(str(r[1])), r[2] == "YES") for r in rows) or None
+            )
+
+        return await self._call(f"reading the columns of {target.text}", read)
+
     # --- helpers ------------------------------------------------------------------------------
 
     @property
@@ -363,3 +383,11 @@ def _schema(target: TableRef) -> str:
 
 def _table(target: TableRef) -> str:
     return target_names(target, _DEFAULT_SCHEMA)[1]
+
+
+def _pg_type(duck_type: str) -> str:
+    """A DuckDB type name as PostgreSQL spells it (DECIMAL(12,2) -> numeric(12,2))."""
+    try:
+        return exp.DataType.build(duck_type, dialect="duckdb").sql("postgres").lower()
+    except (ValueError, ParseError):  # an exotic type sqlglot does not know: keep DuckDB's name
+        return duck_type.lower()

@@ -30,7 +30,7 @@ import anyio
 
 from smql import Mode
 from stratum import failpoints
-from stratum.connectors.base import Capabilities, Checkpoint, Row, Schema
+from stratum.connectors.base import Capabilities, Checkpoint, Column, Row, Schema
 from stratum.connectors.sql import (
     CHECKPOINT_SCHEMA,
     CHECKPOINT_SELECT,
@@ -70,6 +70,14 @@ _ROLLBACK_TIMEOUT = 10.0
 # and one fails on a unique index of the catalog. Held to the end of the transaction.
 _DDL_LOCK = 0x5354_5241_5455_4D31  # "STRATUM1", any fixed 64-bit number
 
+_COLUMNS = """
+SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS notnull
+FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
 _RELATION_EXISTS = """
 SELECT EXISTS (
     SELECT 1 FROM pg_catalog.pg_class c
@@ -297,6 +305,17 @@ class PostgresDestination:
             return bool(await conn.fetchval(_RELATION_EXISTS, schema_name, table))
 
         return await self._transaction(f"looking for {target.text}", exists)
+
+    async def columns(self, target: TableRef) -> tuple[Column, ...] | None:
+        """The existing target's columns with their types as PostgreSQL spells them, in order;
+        None when it does not exist."""
+        schema_name, table = self._names(target)
+
+        async def read(conn: Any) -> tuple[Column, ...] | None:
+            rows = await conn.fetch(_COLUMNS, schema_name, table)
+            return tuple(Column(r["name"], r["type"], not r["notnull"]) for r in rows) or None
+
+        return await self._transaction(f"reading the columns of {target.text}", read)
 
     # --- helpers ------------------------------------------------------------------------------
 

@@ -218,3 +218,29 @@ def test_rows_a_constraint_refuses_are_isolated_and_the_rest_commit_once(
         (3, Decimal("3.00")),
         (5, Decimal("5.00")),
     ]
+
+
+def test_rows_are_coerced_to_an_existing_targets_column_types(
+    tmp_path: Path, postgres_database: ThrowawayDatabase
+) -> None:
+    fetch(
+        postgres_database.url,
+        "CREATE TABLE typed (id bigint, amount numeric(8,2), at timestamptz, note text)",
+    )
+    (tmp_path / "typed.csv").write_text(
+        "id,amount,at\n1,2.50,2024-01-02 03:04:05+00\n2,lots,2024-01-02\n3,,\n"
+    )
+    plan = tmp_path / "typed.smql"
+    plan.write_text(
+        f"CONNECTION dest = '{postgres_database.url}';\n"
+        "MIGRATE FILE 'typed.csv' (HEADER) INTO dest.typed MODE append ON ERROR reject;\n"
+    )
+    migrate = Migrate(plan, tmp_path / "state")
+    result = migrate.run()
+    assert result.returncode == 0, result.stderr
+    rows = fetch(postgres_database.url, "SELECT id, amount, at, note FROM typed ORDER BY id")
+    assert [(r["id"], r["amount"], r["note"]) for r in rows] == [
+        (1, Decimal("2.50"), None),
+        (3, None, None),
+    ]
+    assert rows[0]["at"].isoformat() == "2024-01-02T03:04:05+00:00"

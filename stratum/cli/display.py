@@ -199,7 +199,12 @@ def summary_json(summary: RunSummary, plan_path: str) -> str:
                     "rows_rejected": r.totals.rows_rejected,
                     "rows_filtered": r.totals.rows_filtered,
                     "batches": r.totals.batches,
+                    "bytes": r.totals.nbytes,
                     "retries": r.totals.retries,
+                    "failures": r.totals.failures,
+                    "rows_per_second": round(r.totals.rows_written / r.elapsed, 1)
+                    if r.elapsed > 0 and r.outcome.value != "skipped"
+                    else None,
                     "seconds": round(r.elapsed, 3),
                     "message": r.message,
                     "reject_file": r.reject_file,

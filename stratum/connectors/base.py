@@ -18,7 +18,9 @@ from typing import Any, Protocol, TypeAlias, runtime_checkable
 from smql import Mode
 from stratum.plan.model import TableRef
 
-#: Where a resume restarts: a row count for files, the last key for tables. JSON-serialisable.
+#: Where a resume restarts: a row count for files, the last key for tables. It is stored as JSON
+#: in the destination's checkpoint, so a source encodes key values that JSON cannot hold
+#: (Decimal, dates, bytes...) itself, and decodes them when it resumes.
 Cursor: TypeAlias = int | str | list[Any] | None
 
 Row: TypeAlias = tuple[Any, ...]
@@ -97,6 +99,10 @@ class Checkpoint:
 
 @runtime_checkable
 class Source(Protocol):
+    """Rows in a stable order. A source whose order cannot be resumed exactly (a table with no
+    primary or unique key, a query without one) sets `resumable = False`: the engine then reloads
+    the item whole instead of resuming it (see architecture/engine.md)."""
+
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...

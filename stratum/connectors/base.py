@@ -101,7 +101,8 @@ class Checkpoint:
 class Source(Protocol):
     """Rows in a stable order. A source whose order cannot be resumed exactly (a table with no
     primary or unique key, a query without one) sets `resumable = False`: the engine then reloads
-    the item whole instead of resuming it (see architecture/engine.md)."""
+    the item whole instead of resuming it (see architecture/engine.md). `resumable` is read after
+    `open()`, since a table source learns its key by opening."""
 
     async def open(self) -> None: ...
 

@@ -1,7 +1,8 @@
 """The contract every destination keeps, run against each real one (dlt's destinations_configs).
 
 `duckdb` runs in a temporary file; `postgres` in the module's throwaway database on the real
-server (`postgres_database`), so it is skipped when the server is unreachable, or fails with
+server (`postgres_database`), and `mysql` in the module's throwaway MariaDB database
+(`mariadb_database`), so each is skipped when its server is unreachable, or fails with
 STRATUM_REQUIRE_DATABASES=1. Each test works on tables and items of its own (`Harness.name`),
 so the tests share the PostgreSQL database without seeing each other.
 
@@ -30,12 +31,13 @@ import pytest_asyncio
 from smql import Mode
 from stratum.connectors.base import Checkpoint, Column, Destination, Row, Schema
 from stratum.connectors.duckdb import DuckDBDestination
+from stratum.connectors.mysql.destination import MySQLDestination
 from stratum.connectors.postgres import PostgresDestination
 from stratum.errors import ConfigError, DestinationError, RowError
 from stratum.plan.model import TableRef
-from tests.support.databases import ThrowawayDatabase
+from tests.support.databases import DatabaseServer, ThrowawayDatabase
 
-AnyDestination = PostgresDestination | DuckDBDestination
+AnyDestination = PostgresDestination | DuckDBDestination | MySQLDestination
 
 
 @dataclass
@@ -48,6 +50,7 @@ class Harness:
     fetch: Callable[[TableRef, Schema], Awaitable[list[Row]]]  # rows, ordered by column 1
     execute: Callable[[str], Awaitable[None]]  # raw SQL, in its own transaction
     suffix: str
+    default_schema: str  # where a TableRef without a schema lands
 
     def name(self, base: str) -> str:
         """`base` made unique to this test."""
@@ -125,7 +128,7 @@ async def _duckdb_harness(path: Path, suffix: str) -> AsyncIterator[Harness]:
     await destination.open()
     try:
         yield Harness(
-            "duckdb", destination, lambda: DuckDBDestination(path), fetch, execute, suffix
+            "duckdb", destination, lambda: DuckDBDestination(path), fetch, execute, suffix, "main"
         )
     finally:
         await destination.close()
@@ -167,17 +170,116 @@ async def _postgres_harness(url: str, suffix: str) -> AsyncIterator[Harness]:
     await destination.open()
     try:
         yield Harness(
-            "postgres", destination, lambda: PostgresDestination(url), fetch, execute, suffix
+            "postgres",
+            destination,
+            lambda: PostgresDestination(url),
+            fetch,
+            execute,
+            suffix,
+            "public",
         )
     finally:
         await destination.close()
 
 
-@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def _mysql_harness(url: str, suffix: str) -> AsyncIterator[Harness]:
+    import asyncmy
+
+    server = DatabaseServer.from_url(url)
+    database = url.rsplit("/", 1)[1]
+
+    async def connect() -> Any:
+        # ANSI_QUOTES: the tests' raw SQL quotes names with double quotes, as elsewhere
+        return await asyncmy.connect(
+            host=server.host,
+            port=server.port,
+            user=server.user,
+            password=server.password,
+            database=database,
+            charset="utf8mb4",
+            autocommit=True,
+            init_command="SET sql_mode = 'ANSI_QUOTES', time_zone = '+00:00'",
+        )
+
+    async def fetch(target: TableRef, schema: Schema) -> list[Row]:
+        conn = await connect()
+        try:
+            async with conn.cursor() as cursor:
+                await cursor.execute(
+                    f"SELECT {_select_list(schema, 'mysql', _quote)} "
+                    f"FROM {_qualified(target, database)} ORDER BY 1"
+                )
+                rows = await cursor.fetchall()
+        finally:
+            await conn.ensure_closed()
+        # what MySQL has no type for is read back as the column's type says: TINYINT(1) as
+        # bool, TIME (read as a timedelta) as time, JSON text, CHAR(36) uuids, UTC DATETIMEs
+        types = [column.type for column in schema.columns]
+        out = []
+        for row in rows:
+            values = list(row)
+            for i, type_ in enumerate(types):
+                value = values[i]
+                if value is None:
+                    continue
+                if type_ == "boolean":
+                    values[i] = bool(value)
+                elif type_ == "time":
+                    values[i] = (datetime.min + value).time()
+                elif type_ in ("json", "jsonb"):
+                    values[i] = json.loads(value)
+                elif type_ == "uuid":
+                    values[i] = uuid.UUID(value)
+                elif type_ == "timestamptz":
+                    values[i] = value.replace(tzinfo=UTC)
+            out.append(tuple(values))
+        return out
+
+    async def execute(sql: str) -> None:
+        conn = await connect()
+        try:
+            async with conn.cursor() as cursor:
+                await cursor.execute(sql)
+        finally:
+            await conn.ensure_closed()
+
+    destination = MySQLDestination(url)
+    await destination.open()
+    try:
+        yield Harness(
+            "mysql", destination, lambda: MySQLDestination(url), fetch, execute, suffix, database
+        )
+    finally:
+        await destination.close()
+        # the databases the test created (a schema is a database in MySQL) go with it
+        conn = await connect()
+        try:
+            async with conn.cursor() as cursor:
+                await cursor.execute(
+                    "SELECT schema_name FROM information_schema.schemata "
+                    "WHERE RIGHT(schema_name, %s) = %s",
+                    (len(suffix) + 1, "_" + suffix),
+                )
+                for (name,) in await cursor.fetchall():
+                    await cursor.execute("DROP DATABASE " + _quote(name))
+        finally:
+            await conn.ensure_closed()
+
+
+@pytest.fixture(
+    params=[
+        "duckdb",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mysql", marks=pytest.mark.mariadb),
+    ]
+)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
     """The kind of destination, and where its database is: a file, or a URL."""
     if request.param == "duckdb":
         return "duckdb", str(tmp_path / "target.duckdb")
+    if request.param == "mysql":
+        mariadb: ThrowawayDatabase = request.getfixturevalue("mariadb_database")
+        return "mysql", mariadb.url
     # The conftest's fixture: skipped without a server, a failure when databases are required.
     # Resolved here, in a plain fixture, because it runs its own event loop.
     database: ThrowawayDatabase = request.getfixturevalue("postgres_database")
@@ -188,8 +290,11 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
 async def harness(backend: tuple[str, str]) -> AsyncIterator[Harness]:
     kind, where = backend
     suffix = secrets.token_hex(4)
-    harnesses = _duckdb_harness(Path(where), suffix) if kind == "duckdb" else None
-    if harnesses is None:
+    if kind == "duckdb":
+        harnesses = _duckdb_harness(Path(where), suffix)
+    elif kind == "mysql":
+        harnesses = _mysql_harness(where, suffix)
+    else:
         harnesses = _postgres_harness(where, suffix)
     async for h in harnesses:
         yield h
@@ -227,10 +332,17 @@ async def test_is_a_destination_with_its_capabilities(harness: Harness) -> None:
     capabilities = destination.capabilities
     assert capabilities.dialect == harness.kind
     assert capabilities.transactional
-    assert capabilities.copy
-    assert capabilities.transactional_ddl
-    assert capabilities.upsert == "on_conflict"
-    expected_length = {"duckdb": 255, "postgres": 63}[harness.kind]
+    if harness.kind == "mysql":
+        # MySQL differs: no COPY (multi-row INSERTs), DDL commits implicitly, and an upsert is
+        # INSERT ... ON DUPLICATE KEY UPDATE
+        assert not capabilities.copy
+        assert not capabilities.transactional_ddl
+        assert capabilities.upsert == "on_duplicate_key"
+    else:
+        assert capabilities.copy
+        assert capabilities.transactional_ddl
+        assert capabilities.upsert == "on_conflict"
+    expected_length = {"duckdb": 255, "postgres": 63, "mysql": 64}[harness.kind]
     assert capabilities.max_identifier_length == expected_length
 
 
@@ -652,20 +764,45 @@ async def test_every_value_type_round_trips_exactly(
     destination = harness.destination
     target, prepared = await _prepared(harness, "values", VALUES)
     rows = _value_rows()
+    expected = rows
+    if harness.kind == "mysql":
+        # MySQL differs: its DOUBLE holds no infinities (test_nan_round_trips: a RowError), so
+        # those two rows send NULL; and MariaDB stores -0.0 as 0.0 (the sign of zero is lost)
+        rows = [_finite_floats(row) for row in rows]
+        expected = [_finite_floats(row, negative_zero=0.0) for row in rows]
     await destination.write(target, VALUES, rows, prepared, mode, key)
     fetched = await harness.fetch(target, VALUES)
     assert len(fetched) == len(rows)
-    for sent, got in zip(rows, fetched, strict=True):
+    for sent, got in zip(expected, fetched, strict=True):
         for column, a, b in zip(VALUES.columns, sent, got, strict=True):
             assert _same(a, b), f"row {sent[0]}, column {column.name}: sent {a!r}, got {b!r}"
             if isinstance(a, datetime) and a.tzinfo is not None:
                 assert b.utcoffset() == timedelta(0)  # an instant, read back in UTC
 
 
+def _finite_floats(row: Row, negative_zero: float | None = None) -> Row:
+    index = VALUES.names.index("float")
+    value = row[index]
+    if isinstance(value, float) and math.isinf(value):
+        value = None
+    elif negative_zero is not None and value == 0.0 and math.copysign(1.0, value) < 0:
+        value = negative_zero
+    return (*row[:index], value, *row[index + 1 :])
+
+
 @pytest.mark.asyncio
 async def test_nan_round_trips(harness: Harness) -> None:
     schema = Schema((Column("id", "integer", False), Column("x", "double precision")), ("id",))
     target, prepared = await _prepared(harness, "nan", schema)
+    if harness.kind == "mysql":
+        # MySQL differs: its DOUBLE cannot hold NaN or the infinities, so they are bad values
+        for value in (math.nan, math.inf, -math.inf):
+            with pytest.raises(RowError):
+                await harness.destination.write(
+                    target, schema, [(1, value)], prepared, Mode.APPEND, ()
+                )
+        assert await harness.destination.row_count(target) == 0
+        return
     await harness.destination.write(target, schema, [(1, math.nan)], prepared, Mode.APPEND, ())
     [(_, value)] = await harness.fetch(target, schema)
     assert math.isnan(value)
@@ -840,7 +977,7 @@ async def test_table_exists_and_row_count(harness: Harness) -> None:
 
 
 def _default_schema(harness: Harness) -> str:
-    return {"duckdb": "main", "postgres": "public"}[harness.kind]
+    return harness.default_schema
 
 
 # --- parallel items ---------------------------------------------------------------------------
@@ -877,3 +1014,156 @@ async def test_parallel_items_on_one_database(harness: Harness) -> None:
         for number in range(4):
             group.start_soon(run, number)
     assert counts == [50, 50, 50, 50]
+
+
+# --- one-time steps and crashes ---------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_crash_between_a_step_and_its_checkpoint_is_safe(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process dies after CREATE/TRUNCATE but before the checkpoint recording it: the next
+    prepare does the step again without harm, and the item's rows load once."""
+    destination = harness.destination
+    target = harness.table("crash")
+    fresh = harness.checkpoint("crash")
+
+    def fail(*args: object) -> None:
+        raise InjectedFault("the process dies before the checkpoint")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(destination, "_upsert_checkpoint", fail)
+        with pytest.raises(InjectedFault):
+            await destination.prepare(target, ORDERS, Mode.FULL, fresh)
+    assert await destination.checkpoint(fresh.item) is None
+    if destination.capabilities.transactional_ddl:
+        assert not await destination.table_exists(target)  # the CREATE rolled back
+    # else (MySQL): the CREATE committed by itself; CREATE TABLE IF NOT EXISTS is idempotent
+
+    prepared = await destination.prepare(target, ORDERS, Mode.FULL, fresh)
+    assert prepared.steps == ("create", "truncate")
+    batch = replace(prepared, batches=1, cursor=[2])
+    await destination.write(target, ORDERS, _orders(1, 2), batch, Mode.FULL, ())
+    assert await harness.fetch(target, ORDERS) == _orders(1, 2)
+
+
+@pytest.mark.asyncio
+async def test_upsert_on_a_key_without_a_unique_index_is_refused(harness: Harness) -> None:
+    destination = harness.destination
+    keyless = Schema((Column("n", "integer"), Column("note", "text")))
+    target, prepared = await _prepared(harness, "nokey", keyless)
+    with pytest.raises(DestinationError):
+        await destination.write(target, keyless, [(1, "a")], prepared, Mode.UPSERT, ("n",))
+    assert await destination.row_count(target) == 0
+
+
+# --- MySQL only -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "backend", [pytest.param("mysql", marks=pytest.mark.mariadb)], indirect=True
+)  # MySQL only: the other destinations are not asked at all (CI allows no skip)
+@pytest.mark.asyncio
+async def test_mysql_columns_read_back_as_postgresql_spells_them(harness: Harness) -> None:
+    target, _ = await _prepared(harness, "types", VALUES)
+    columns = await harness.destination.columns(target)
+    assert columns is not None
+    assert {c.name: c.type for c in columns} == {
+        "id": "integer",
+        "text": "text",
+        "big": "bigint",
+        "small": "smallint",
+        "float": "double precision",
+        "money": "numeric(20,6)",
+        "wide": "numeric(38,9)",
+        "flag": "boolean",
+        "day": "date",
+        "moment": "timestamp",
+        "instant": "timestamp",  # a DATETIME(6) holding UTC
+        "clock": "time",
+        "blob": "bytea",
+        "doc": "jsonb",
+        "raw_json": "jsonb",
+        "uid": "char(36)",
+        "label": "varchar(200)",
+    }
+    assert [c.nullable for c in columns] == [False] + [True] * (len(VALUES.columns) - 1)
+    assert await harness.destination.columns(harness.table("missing")) is None
+
+
+@pytest.mark.parametrize(
+    ("errno", "cls", "fault"),
+    [
+        (1062, "IntegrityError", "row"),  # duplicate key
+        (1048, "IntegrityError", "row"),  # NOT NULL
+        (1264, "DataError", "row"),  # out of range
+        (1366, "DataError", "row"),  # incorrect integer value
+        (1292, "OperationalError", "row"),  # incorrect datetime value
+        (4025, "OperationalError", "row"),  # MariaDB CHECK (JSON_VALID)
+        (2006, "OperationalError", "transient"),  # server has gone away
+        (2013, "OperationalError", "transient"),  # lost connection during query
+        (1205, "OperationalError", "transient"),  # lock wait timeout
+        (1213, "OperationalError", "transient"),  # deadlock
+        (1927, "OperationalError", "transient"),  # connection killed
+        (1045, "OperationalError", "terminal"),  # access denied
+        (1049, "OperationalError", "terminal"),  # unknown database
+        (1146, "ProgrammingError", "terminal"),  # no such table
+    ],
+)
+def test_mysql_error_mapping(errno: int, cls: str, fault: str) -> None:
+    import asyncmy.errors
+
+    from stratum.connectors.mysql import _dest_errors
+    from stratum.connectors.mysql._errors import DriverErrors
+    from stratum.errors import ConnectionLost
+
+    errors = DriverErrors(asyncmy.errors.MySQLError, asyncmy.errors.InterfaceError)
+    exc = getattr(asyncmy.errors, cls)(errno, "message")
+    expected = {"row": RowError, "transient": ConnectionLost, "terminal": DestinationError}[fault]
+    with pytest.raises(expected), _dest_errors.translated("writing", errors, rows=True):
+        raise exc
+    if fault == "row":  # outside the rows' statement, a row fault is the destination refusing
+        with pytest.raises(DestinationError) as caught, _dest_errors.translated("reading", errors):
+            raise exc
+        assert not isinstance(caught.value, RowError)
+    with pytest.raises(ConnectionLost), _dest_errors.translated("writing", errors, rows=True):
+        raise asyncmy.errors.InterfaceError(0, "")
+
+
+@pytest.mark.parametrize(
+    "backend", [pytest.param("mysql", marks=pytest.mark.mariadb)], indirect=True
+)  # MySQL only: the other destinations are not asked at all (CI allows no skip)
+@pytest.mark.asyncio
+async def test_mysql_connection_errors(harness: Harness) -> None:
+    from urllib.parse import urlsplit, urlunsplit
+
+    from stratum.errors import ConnectionLost
+
+    assert isinstance(harness.destination, MySQLDestination)
+    url = harness.destination._url
+    parts = urlsplit(url)
+    unknown = urlunsplit(parts._replace(path="/" + harness.name("missing_db")))
+    with pytest.raises(DestinationError, match="1049"):
+        await MySQLDestination(unknown).open()
+    denied = urlunsplit(parts._replace(netloc=f"nobody_{harness.suffix}:x@{parts.hostname}"))
+    with pytest.raises(DestinationError, match=r"(?i)access denied"):
+        await MySQLDestination(denied).open()
+    refused = urlunsplit(parts._replace(netloc=f"root@{parts.hostname}:1"))
+    with pytest.raises(ConnectionLost):
+        await MySQLDestination(refused).open()
+
+    # the session is killed behind its back: ConnectionLost, then the next call reconnects
+    destination = harness.destination
+    [(session,)] = await _mysql_rows(harness, destination, "SELECT CONNECTION_ID()")
+    await harness.execute(f"KILL {int(session)}")
+    with pytest.raises(ConnectionLost):
+        await destination.checkpoint(harness.name("item"))
+    assert await destination.checkpoint(harness.name("item")) is None
+
+
+async def _mysql_rows(harness: Harness, destination: Any, sql: str) -> list[Row]:
+    async def read(conn: Any) -> list[Row]:
+        return list(await conn.fetchall(sql))
+
+    return await destination._transaction("test", read)  # type: ignore[no-any-return]

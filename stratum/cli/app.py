@@ -26,6 +26,7 @@ import smql
 from smql.formatter import format_source
 from stratum import __version__
 from stratum.cli.engine import migrate, progress
+from stratum.cli.testconn import check_connections
 from stratum.errors import PlanError
 from stratum.plan import compile_plan, diagnose
 
@@ -188,6 +189,7 @@ def fmt(
 
 app.command()(migrate)
 app.command()(progress)
+app.command(name="test-conn")(check_connections)
 
 
 def _count(n: int, word: str) -> str:

@@ -102,8 +102,9 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert runner.invoke(app, ["fmt", str(tmp_path / "missing.smql")]).exit_code == 2
 
 
-def test_commands_of_later_issues_do_not_exist_as_placeholders() -> None:
-    assert runner.invoke(app, ["test-conn"]).exit_code == 2
+def test_commands_need_their_file() -> None:
+    for command in ("migrate", "test-conn", "plan", "validate"):
+        assert runner.invoke(app, [command]).exit_code == 2
 
 
 def test_console_script_prints_no_traceback(bad: Path) -> None:

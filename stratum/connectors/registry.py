@@ -15,9 +15,9 @@ import smql
 from smql import Mode
 from stratum.connectors.base import Destination, Source
 from stratum.errors import ConfigError
-from stratum.plan.model import FileSource, MigrationPlan, PlanItem
+from stratum.plan.model import FileSource, MigrationPlan, PlanItem, TableSource
 
-DESTINATION_SCHEMES = ("postgresql", "postgres", "duckdb")
+DESTINATION_SCHEMES = ("postgresql", "postgres", "mysql", "mariadb", "duckdb")
 
 
 class ConnectorFactory(Protocol):
@@ -47,10 +47,40 @@ class Connectors:
             from stratum.connectors.files import open_file_source  # noqa: PLC0415 (lazy)
 
             return open_file_source(item.source, self.base_dir)
+        if isinstance(item.source, TableSource):
+            return self._table_source(item, item.source)
         kind = item.kind.value.replace("_", " ")
         raise ConfigError(
-            f"item '{item.name}': this version of Stratum runs file loads into PostgreSQL and "
-            f"DuckDB; a {kind} cannot run yet"
+            f"item '{item.name}': this version of Stratum runs file loads and table copies; a "
+            f"{kind} cannot run yet"
+        )
+
+    def _table_source(self, item: PlanItem, source: TableSource) -> Source:
+        options = item.options
+        # options this version cannot apply to a table yet are refused, never ignored
+        if (options.partitions or 1) > 1:
+            raise ConfigError(
+                f"item '{item.name}': PARTITIONS {options.partitions} is not supported yet; "
+                "use PARTITIONS 1"
+            )
+        if options.zero_dates not in (None, "null"):
+            raise ConfigError(
+                f"item '{item.name}': ZERO DATES AS {options.zero_dates.upper()} is not applied "
+                "by this version yet (zero dates are read as NULL); use ZERO DATES AS NULL"
+            )
+        url = self.url(source.table.connection)
+        scheme = urlsplit(url).scheme.lower()
+        if scheme in ("postgresql", "postgres"):
+            from stratum.connectors.postgres import PostgresTableSource  # noqa: PLC0415
+
+            return PostgresTableSource(url, source.table, options.key)
+        if scheme in ("mysql", "mariadb"):
+            from stratum.connectors.mysql import MySQLTableSource  # noqa: PLC0415
+
+            return MySQLTableSource(url, source.table, options.key)
+        raise ConfigError(
+            f"connection '{source.table.connection}': tables are read from postgresql:// and "
+            f"mysql:// connections, not '{scheme}://'"
         )
 
     def destination(self, item: PlanItem) -> Destination:
@@ -65,6 +95,10 @@ class Connectors:
             from stratum.connectors.duckdb import DuckDBDestination  # noqa: PLC0415
 
             return DuckDBDestination(duckdb_path(url, self.base_dir))
+        if scheme in ("mysql", "mariadb"):
+            from stratum.connectors.mysql import MySQLDestination  # noqa: PLC0415
+
+            return MySQLDestination(url)
         raise ConfigError(
             f"connection '{name}': no destination for '{scheme}://' in this version of Stratum "
             f"(it writes to {', '.join(s + '://' for s in DESTINATION_SCHEMES)})"

@@ -162,14 +162,15 @@ class ItemRun:
             checkpoint = await self._check_resumable(checkpoint)
             if checkpoint is None:
                 return await self._end(Outcome.SKIPPED, self._skip_message())
-        fresh = Checkpoint(item.name, item.hash, self.plan.hash, self.run_id)
-        checkpoint = dataclasses.replace(checkpoint or fresh, run_id=self.run_id)
-        self._checkpoint = checkpoint
-        self._totals = _totals_of(checkpoint)
-        await anyio.to_thread.run_sync(self.rejects.trim, checkpoint.batches)
-
-        await self._retry(self.source.open)
+        await self._retry(self.source.open)  # before `resumable`: a source learns its key on open
         try:
+            if checkpoint is not None and checkpoint.batches and not checkpoint.finished:
+                checkpoint = await self._reload_if_not_resumable(checkpoint)
+            fresh = Checkpoint(item.name, item.hash, self.plan.hash, self.run_id)
+            checkpoint = dataclasses.replace(checkpoint or fresh, run_id=self.run_id)
+            self._checkpoint = checkpoint
+            self._totals = _totals_of(checkpoint)
+            await anyio.to_thread.run_sync(self.rejects.trim, checkpoint.batches)
             transformer = Transformer.build(await self.source.schema(), item.options)
             target_schema = self._schema = transformer.schema
             self._checkpoint = await self._retry(
@@ -235,6 +236,23 @@ class ItemRun:
                 return None
             return dataclasses.replace(checkpoint, finished=False)
         return checkpoint
+
+    async def _reload_if_not_resumable(self, checkpoint: Checkpoint) -> Checkpoint | None:
+        """A source with no key to resume after (a table without a primary or unique key) is
+        reloaded whole: in MODE full the target is truncated again; any other mode would load
+        rows twice, so the resume is refused."""
+        if getattr(self.source, "resumable", True):
+            return checkpoint
+        if self.item.options.mode is not Mode.FULL:
+            raise ResumeRefused(
+                self.item.name,
+                "its source has no primary or unique key to resume after, and MODE "
+                f"{self.item.options.mode.value} cannot reload it whole without loading rows twice"
+                " (give it a KEY, or use MODE full)",
+            )
+        await self._retry(lambda: self.destination.forget(self.item.name))
+        await anyio.to_thread.run_sync(self.rejects.trim, 0)
+        return None  # start over: prepare truncates again
 
     def _skip_message(self) -> str:
         cp = self._current()

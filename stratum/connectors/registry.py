@@ -63,21 +63,19 @@ class Connectors:
                 f"item '{item.name}': PARTITIONS {options.partitions} is not supported yet; "
                 "use PARTITIONS 1"
             )
-        if options.zero_dates not in (None, "null"):
-            raise ConfigError(
-                f"item '{item.name}': ZERO DATES AS {options.zero_dates.upper()} is not applied "
-                "by this version yet (zero dates are read as NULL); use ZERO DATES AS NULL"
-            )
         url = self.url(source.table.connection)
         scheme = urlsplit(url).scheme.lower()
         if scheme in ("postgresql", "postgres"):
             from stratum.connectors.postgres import PostgresTableSource  # noqa: PLC0415
 
+            # PostgreSQL cannot store a zero date: the ZERO DATES policy has nothing to act on
             return PostgresTableSource(url, source.table, options.key)
         if scheme in ("mysql", "mariadb"):
             from stratum.connectors.mysql import MySQLTableSource  # noqa: PLC0415
 
-            return MySQLTableSource(url, source.table, options.key)
+            return MySQLTableSource(
+                url, source.table, options.key, zero_dates=options.zero_dates or "null"
+            )
         raise ConfigError(
             f"connection '{source.table.connection}': tables are read from postgresql:// and "
             f"mysql:// connections, not '{scheme}://'"

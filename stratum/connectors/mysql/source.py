@@ -73,7 +73,10 @@ def quote(name: str) -> str:
 class MySQLTableSource:
     """Reads one table of the MySQL or MariaDB server at `url` (see the module docstring)."""
 
-    def __init__(self, url: str, table: TableRef, key: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, url: str, table: TableRef, key: tuple[str, ...] = (), *, zero_dates: str = "null"
+    ) -> None:
+        self._zero_dates = zero_dates  # the item's ZERO DATES policy: null, error or a date
         self._url = url  # holds the password: never put it in a message
         self._table = table
         self._explicit_key = tuple(key)
@@ -209,7 +212,9 @@ class MySQLTableSource:
         key_indexes = [names.index(k) for k in self._key]
         sql, params = self._select(after)
         converters = [
-            (i, f) for i, f in enumerate(types._converter(t) for t in self._types) if f is not None
+            (i, f)
+            for i, f in enumerate(types._converter(t, self._zero_dates) for t in self._types)
+            if f is not None
         ]
         what = f"reading {self.name}"
         conn = await self._connect()

@@ -56,11 +56,11 @@ Choices worth knowing:
   the application saw.
 * **ZERO DATES**: MySQL can store '0000-00-00', '0000-00-00 00:00:00' and dates with a zero part
   ('2020-00-15', '2020-01-00', year 0000). No Python date or PostgreSQL date can hold them; the
-  drivers return them as text (or None). The converters return **None** for every date,
-  datetime or timestamp with a zero year, month or day: that is the default ZERO DATES policy.
-  Another policy (reject the row, a sentinel date) is the engine's to apply later, on None
-  values of these columns; this module only guarantees that no zero date reaches a row as
-  anything else. Real early dates are not zero dates: '0009-12-04' reads as date(9, 12, 4).
+  drivers return them as text (or None). A date, datetime or timestamp with a zero year, month
+  or day follows the item's ZERO DATES policy: AS NULL (the default) gives None, AS ERROR
+  rejects the row (reason: "zero date '0000-00-00' (ZERO DATES AS ERROR)"), AS 'YYYY-MM-DD[
+  HH:MM:SS]' gives that sentinel. No zero date ever reaches a row as anything else. Real early
+  dates are not zero dates: '0009-12-04' reads as date(9, 12, 4).
 * **TIME** in MySQL is a duration from -838:59:59 to 838:59:59; PostgreSQL's time is a time of
   day, 00:00:00 to 24:00:00. Values from 00:00:00 up to (not including) 24:00:00 become
   datetime.time; any other value rejects the row (with the value in the reason) instead of
@@ -214,13 +214,54 @@ def _bits(t: MySQLType) -> int:
     return int(t.args[0]) if t.args else 1
 
 
-def converter(column_type: str, data_type: str, *, is_json: bool = False) -> Converter | None:
+def converter(
+    column_type: str, data_type: str, *, is_json: bool = False, zero_dates: str = "null"
+) -> Converter | None:
     """The function that turns the driver's non-NULL values of this column into the values the
     mapped type holds; None when the driver's value already is that value."""
-    return _converter(mysql_type(column_type, data_type, is_json=is_json))
+    return _converter(mysql_type(column_type, data_type, is_json=is_json), zero_dates)
 
 
-def _converter(t: MySQLType) -> Converter | None:
+def _converter(t: MySQLType, zero_dates: str = "null") -> Converter | None:
+    """The column's converter; dates apply the item's ZERO DATES policy ("null", "error" or a
+    sentinel date) to zero dates."""
+    convert = _base_converter(t)
+    if convert is not None and t.data_type in ("date", "datetime", "timestamp"):
+        return _with_zero_dates(convert, t.data_type, zero_dates)
+    return convert
+
+
+def _with_zero_dates(convert: Converter, kind: str, policy: str) -> Converter:
+    """Converters see non-NULL values only, so a None from a date converter is a zero date."""
+    if policy == "null":
+        return convert
+    if policy == "error":
+
+        def refuse(value: Any) -> Any:
+            result = convert(value)
+            if result is None:
+                text = value.decode() if isinstance(value, bytes) else str(value)
+                raise ValueError(f"zero {kind} {text!r} (ZERO DATES AS ERROR)")
+            return result
+
+        return refuse
+    sentinel = datetime.fromisoformat(policy)
+    replacement: Any = (
+        sentinel.date()
+        if kind == "date"
+        else sentinel.replace(tzinfo=UTC)
+        if kind == "timestamp"
+        else sentinel
+    )
+
+    def replace(value: Any) -> Any:
+        result = convert(value)
+        return replacement if result is None else result
+
+    return replace
+
+
+def _base_converter(t: MySQLType) -> Converter | None:
     kind = t.data_type
     if t.is_json:
         return _json

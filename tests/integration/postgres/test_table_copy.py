@@ -5,6 +5,7 @@ ends up with exactly the source's rows."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import signal
 from decimal import Decimal
@@ -143,3 +144,38 @@ def test_a_table_without_a_key_is_reloaded_whole_after_a_kill(
     assert killed_then_done(migrate, 4) is None  # no key to resume after: reloaded whole
     rows = pg(url, "SELECT id, name, amount FROM keyless_copy ORDER BY id")
     assert rows == EXPECTED  # no duplicates: the partial load was truncated and redone
+
+
+def test_zero_dates_follow_the_items_policy(
+    tmp_path: Path, postgres_database: ThrowawayDatabase, mariadb_database: ThrowawayDatabase
+) -> None:
+    my(
+        mariadb_database.url,
+        "SET SESSION sql_mode = ''",
+        "CREATE TABLE events (id int PRIMARY KEY, day date, at datetime)",
+        "INSERT INTO events VALUES (1, '2024-05-06', '2024-05-06 07:08:09'), "
+        "(2, '0000-00-00', '0000-00-00 00:00:00'), (3, '2020-00-15', NULL), "
+        "(4, '0009-12-04', '0009-12-04 01:02:03')",
+    )
+    expected_days = {
+        "NULL": [dt.date(2024, 5, 6), None, None, dt.date(9, 12, 4)],
+        "'1970-01-01'": [
+            dt.date(2024, 5, 6),
+            dt.date(1970, 1, 1),
+            dt.date(1970, 1, 1),
+            dt.date(9, 12, 4),
+        ],
+        "ERROR": [dt.date(2024, 5, 6), dt.date(9, 12, 4)],
+    }
+    for n, (policy, days) in enumerate(expected_days.items()):
+        target = f"events_{n}"
+        path = tmp_path / f"zero_{n}.smql"
+        path.write_text(
+            f"CONNECTION src = '{mariadb_database.url}';\n"
+            f"CONNECTION dst = '{postgres_database.url}';\n"
+            f"MIGRATE src.events INTO dst.{target} ZERO DATES AS {policy} ON ERROR reject;\n"
+        )
+        result = Migrate(path, tmp_path / f"state_{n}").run()
+        assert result.returncode == 0, result.stderr + result.stdout
+        rows = pg(postgres_database.url, f"SELECT day FROM {target} ORDER BY id")
+        assert [r[0] for r in rows] == days, policy

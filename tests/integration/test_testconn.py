@@ -5,49 +5,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pytest
-import typer
-from typer.testing import CliRunner
 
-from stratum.cli.app import app as stratum_app
-from stratum.cli.testconn import check_connections
+from tests.support.testconn import by_name, invoke_test_conn, write
 
 SECRET = "Tc-s3cret-never-shown"
 
 
-def cli() -> typer.Typer:
-    """The stratum app once test-conn is registered in it; until then, the same command alone."""
-    if any(c.callback is check_connections for c in stratum_app.registered_commands):
-        return stratum_app
-    local = typer.Typer()
-
-    @local.callback()
-    def group() -> None:
-        """stratum (test-conn only)"""
-
-    local.command(name="test-conn")(check_connections)
-    return local
-
-
 def run(plan: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
-    wide = {"COLUMNS": "400", **(env or {})}  # rich wraps table cells to the terminal's width
-    result = CliRunner().invoke(cli(), ["test-conn", str(plan), *args], env=wide)
-    output = result.output + (getattr(result, "stderr", "") or "")
-    assert SECRET not in output
-    return result.exit_code, output
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    plan = tmp_path / "plan.smql"
-    plan.write_text(text, encoding="utf-8")
-    return plan
-
-
-def by_name(output: str) -> dict[str, dict[str, Any]]:
-    return {c["name"]: c for c in json.loads(output)["connections"]}
+    return invoke_test_conn(plan, *args, env=env, secrets=(SECRET,))
 
 
 def test_refused_dns_and_unset_variable_are_failures_with_their_cause(tmp_path: Path) -> None:

@@ -5,54 +5,21 @@ printed."""
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import typer
-from typer.testing import CliRunner
 
-from stratum.cli.app import app as stratum_app
-from stratum.cli.testconn import check_connections
 from tests.support.databases import ThrowawayDatabase, mariadb_run
+from tests.support.testconn import by_name, invoke_test_conn, write
 
 SECRET = "Tc-my-s3cret-never-shown"
 WRONG = "Tc-my-wr0ng-never-shown"
 
 
-def cli() -> typer.Typer:
-    if any(c.callback is check_connections for c in stratum_app.registered_commands):
-        return stratum_app
-    local = typer.Typer()
-
-    @local.callback()
-    def group() -> None:
-        """stratum (test-conn only)"""
-
-    local.command(name="test-conn")(check_connections)
-    return local
-
-
 def run(plan: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
-    wide = {"COLUMNS": "400", **(env or {})}
-    result = CliRunner().invoke(cli(), ["test-conn", str(plan), *args], env=wide)
-    output = result.output + (getattr(result, "stderr", "") or "")
-    assert SECRET not in output
-    assert WRONG not in output
-    return result.exit_code, output
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    plan = tmp_path / "plan.smql"
-    plan.write_text(text, encoding="utf-8")
-    return plan
-
-
-def by_name(output: str) -> dict[str, dict[str, Any]]:
-    return {c["name"]: c for c in json.loads(output)["connections"]}
+    return invoke_test_conn(plan, *args, env=env, secrets=(SECRET, WRONG))
 
 
 @pytest.fixture(scope="module")

@@ -314,15 +314,19 @@ def translated(
     table: ErrorTable,
     *,
     rows: bool = False,
+    values: bool | None = None,
     fallback: type[BaseException] | tuple[type[BaseException], ...] | None = None,
+    terminal: type[StratumError] = DestinationError,
 ) -> Iterator[None]:
     """Translate the driver exceptions raised inside into Stratum's tree (`raise ... from`).
 
     `what` says what was being done ("writing 10 rows to main.orders"); it starts the message.
-    With `rows`, the statement inside writes the batch's rows: ROW faults become RowError (and
-    so do Python's value errors, `ROW_VALUE_ERRORS`); elsewhere a ROW fault is the
-    destination refusing the work (DestinationError). Exceptions that are not in `table` pass
-    through, except those of the driver's root class(es) `fallback`: they become DestinationError.
+    With `rows`, the statement inside writes the batch's rows: ROW faults become RowError;
+    elsewhere a ROW fault is the connector refusing the work (`terminal`). Python's value errors
+    (`ROW_VALUE_ERRORS`) count as ROW faults when `values` (by default: with `rows`).
+    Exceptions that are not in `table` pass through, except those of the driver's root class(es)
+    `fallback`. Terminal faults become `terminal`: DestinationError for a destination,
+    SourceError for a source.
     """
     try:
         yield
@@ -330,23 +334,23 @@ def translated(
         raise
     except Exception as exc:
         fault = classify(exc, table)
-        if fault is None and rows and isinstance(exc, ROW_VALUE_ERRORS):
-            fault = Fault.ROW
+        if fault is None and (rows if values is None else values):
+            fault = Fault.ROW if isinstance(exc, ROW_VALUE_ERRORS) else None
         if fault is None and fallback is not None and isinstance(exc, fallback):
             fault = Fault.TERMINAL
         if fault is None:
             raise
-        raise _error(fault, f"{what}: {_describe(exc)}", rows=rows) from exc
+        raise _error(fault, f"{what}: {_describe(exc)}", rows=rows, terminal=terminal) from exc
 
 
-def _error(fault: Fault, message: str, *, rows: bool) -> StratumError:
+def _error(fault: Fault, message: str, *, rows: bool, terminal: type[StratumError]) -> StratumError:
     if fault is Fault.ROW:
-        return RowError(message) if rows else DestinationError(message)
+        return RowError(message) if rows else terminal(message)
     if fault is Fault.TRANSIENT:
         return ConnectionLost(message)
     if fault is Fault.CONFIG:
         return ConfigError(message)
-    return DestinationError(message)
+    return terminal(message)
 
 
 def _describe(exc: BaseException) -> str:

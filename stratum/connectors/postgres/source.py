@@ -43,7 +43,8 @@ from __future__ import annotations
 import contextlib
 import difflib
 import math
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -53,8 +54,8 @@ from uuid import UUID
 import anyio
 
 from stratum.connectors.base import Column, Cursor, RawBatch, Row, Schema
-from stratum.connectors.sql import ROW_VALUE_ERRORS, ErrorTable, Fault, classify, quote
-from stratum.errors import ConfigError, ConnectionLost, SourceError, StratumError
+from stratum.connectors.sql import ErrorTable, quote, translated
+from stratum.errors import ConfigError, SourceError
 from stratum.plan.model import TableRef
 
 __all__ = ["PostgresTableSource"]
@@ -441,28 +442,12 @@ class PostgresTableSource:
             raise ConfigError(f"{self._table.text} names no table to read")
         return self._table.schema or _DEFAULT_SCHEMA, self._table.table
 
-    @contextlib.contextmanager
-    def _translated(self, what: str, *, values: bool = False) -> Iterator[None]:
+    def _translated(self, what: str, *, values: bool = False) -> AbstractContextManager[None]:
         """Driver exceptions as Stratum's: ConnectionLost, ConfigError, else SourceError. With
         `values`, Python's conversion errors (a value asyncpg cannot decode) are SourceError."""
-        try:
-            yield
-        except StratumError:
-            raise
-        except Exception as exc:
-            fault = classify(exc, self._errors)
-            if fault is None and (
-                isinstance(exc, self._roots) or (values and isinstance(exc, ROW_VALUE_ERRORS))
-            ):
-                fault = Fault.TERMINAL
-            if fault is None:
-                raise
-            message = f"{what}: {_describe(exc)}"
-            if fault is Fault.TRANSIENT:
-                raise ConnectionLost(message) from exc
-            if fault is Fault.CONFIG:
-                raise ConfigError(message) from exc
-            raise SourceError(message) from exc
+        return translated(
+            what, self._errors, values=values, fallback=self._roots, terminal=SourceError
+        )
 
 
 async def _install_codecs(conn: Any) -> None:
@@ -498,11 +483,3 @@ def _estimate(rows: Sequence[Row]) -> int:
     sample = rows[::step]
     measured = sum(len(str(v)) for row in sample for v in row if v is not None)
     return measured * len(rows) // len(sample)
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    detail = getattr(exc, "detail", None)
-    if isinstance(detail, str) and detail and detail not in text:
-        text = f"{text} ({detail})"
-    return text

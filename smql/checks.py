@@ -292,10 +292,11 @@ class _Checker:
             self._features(st, sql_dialect)
         if isinstance(st, s.MigrateDatabase):
             for opt in st.options:
-                if isinstance(opt, s.IncludingOption | s.ExcludingOption):
+                if isinstance(opt, s.IncludingOption | s.ExcludingOption | s.IncludingViewsOption):
+                    what = "view" if isinstance(opt, s.IncludingViewsOption) else "table"
                     for pattern in opt.patterns:
                         if not pattern.value:
-                            self.error("an empty table pattern matches nothing", pattern.span)
+                            self.error(f"an empty {what} pattern matches nothing", pattern.span)
 
     def _refs(self, st: s.ItemStatement) -> None:
         database = isinstance(st, s.MigrateDatabase)

@@ -10,9 +10,10 @@ The canonical style:
   and SET values are printed as written; unquoted setting names are lowercase.
 * CONNECTION, SET and ENTITY take one line each. A migration item is a header line followed by its
   clauses, one per line, indented two spaces, in the order written; `;` ends the last line.
-* A list clause (KEY, COLUMNS, AFTER, INCLUDING/EXCLUDING TABLES, COMPUTE, CAST) stays on one line
-  when it fits in 100 columns and holds no comment; otherwise it takes one element per line,
-  indented four spaces (the parenthesised ones close with `)` on a line of its own).
+* A list clause (KEY, COLUMNS, AFTER, INCLUDING/EXCLUDING TABLES, INCLUDING VIEWS, COMPUTE, CAST)
+  stays on one line when it fits in 100 columns and holds no comment; otherwise it takes one
+  element per line, indented four spaces (the parenthesised ones close with `)` on a line of its
+  own).
 * `STAGE dst AS <query>` keeps a one-line query on the `AS` line when that line fits in 100
   columns, and otherwise prints the query on the following lines, indented two spaces. With
   clauses, `AS` starts a line of its own after them. A multi-line `MIGRATE QUERY` query is printed
@@ -455,10 +456,9 @@ class _Formatter:
         if isinstance(option, s.AfterOption):
             elements = [_text_element(d.span, d.text) for d in option.items]
             return self._paren_list(option, "AFTER", elements, extra)
-        if isinstance(option, s.IncludingOption | s.ExcludingOption):
-            keyword = "INCLUDING" if isinstance(option, s.IncludingOption) else "EXCLUDING"
+        if isinstance(option, s.IncludingOption | s.ExcludingOption | s.IncludingViewsOption):
             elements = [_text_element(p.span, _string(p.value)) for p in option.patterns]
-            return self._paren_list(option, f"{keyword} TABLES", elements, extra)
+            return self._paren_list(option, s.OPTION_KEYWORDS[type(option)], elements, extra)
         if isinstance(option, s.ComputeOption):
             elements = [self._computed_element(c) for c in option.columns]
             return self._plain_list(option, "COMPUTE", elements, extra)

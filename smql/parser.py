@@ -511,6 +511,11 @@ class _Builder(Transformer[Token, list[s.Statement]]):
     def excluding_option(self, meta: Any, children: list[s.StringLit]) -> s.ExcludingOption:
         return s.ExcludingOption(tuple(children), self._span(meta))
 
+    def including_views_option(
+        self, meta: Any, children: list[s.StringLit]
+    ) -> s.IncludingViewsOption:
+        return s.IncludingViewsOption(tuple(children), self._span(meta))
+
     def order_by(self, meta: Any, children: list[Token]) -> tuple[s.SqlText, ...]:
         return tuple(self._sql(token) for token in children)
 

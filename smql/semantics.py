@@ -156,6 +156,7 @@ ALLOWED_OPTIONS: dict[type, frozenset[type]] = {
         s.ZeroDatesOption,
         s.IncludingOption,
         s.ExcludingOption,
+        s.IncludingViewsOption,
     },
     s.StageFrom: _ALL_ITEM_OPTIONS
     | (_ROW_OPTIONS - {s.CursorOption, s.ZeroDatesOption})

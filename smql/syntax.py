@@ -280,6 +280,14 @@ class ExcludingOption:
 
 
 @dataclass(frozen=True, slots=True)
+class IncludingViewsOption:
+    """`INCLUDING VIEWS ('pattern', ...)`: the views a database copy creates on its target."""
+
+    patterns: tuple[StringLit, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class DeduplicateOption:
     columns: tuple[Ident, ...]
     order_by: tuple[SqlText, ...]
@@ -310,6 +318,7 @@ Option: TypeAlias = (
     | DialectOption
     | IncludingOption
     | ExcludingOption
+    | IncludingViewsOption
     | DeduplicateOption
     | ExpectOption
 )
@@ -332,6 +341,7 @@ OPTION_KEYWORDS: dict[type, str] = {
     DialectOption: "DIALECT",
     IncludingOption: "INCLUDING TABLES",
     ExcludingOption: "EXCLUDING TABLES",
+    IncludingViewsOption: "INCLUDING VIEWS",
     DeduplicateOption: "DEDUPLICATE",
     ExpectOption: "EXPECT",
 }

@@ -26,6 +26,11 @@ FORMAT_VERSION = 1
 
 _UNHASHED_OPTIONS = frozenset({"batch_size"})
 
+#: Source fields added to the canonical form after FORMAT_VERSION 1. Each is hashed only when it
+#: is not empty, so an item that does not use the clause keeps the hash it had before the field
+#: existed (and its checkpoints stay valid); an item that does use it gets a new hash.
+_HASHED_WHEN_SET = frozenset({"views"})
+
 
 def to_data(value: Any, for_hash: bool = False) -> Any:
     """Plain JSON data for dataclasses, enums, tuples and mappings (dataclass field order).
@@ -61,11 +66,14 @@ def item_identity(
     """What an item's hash is computed from."""
     hashed = to_data(options, for_hash=True)
     hashed_options = {k: v for k, v in hashed.items() if k not in _UNHASHED_OPTIONS}
+    hashed_source = {
+        k: v for k, v in to_data(source, for_hash=True).items() if k not in _HASHED_WHEN_SET or v
+    }
     return {
         "version": FORMAT_VERSION,
         "name": name,
         "kind": kind,
-        "source": {"type": type(source).__name__, **to_data(source, for_hash=True)},
+        "source": {"type": type(source).__name__, **hashed_source},
         "target": to_data(target),
         "options": hashed_options,
     }

@@ -257,6 +257,7 @@ class _Compiler:
                 including=_patterns(st, s.IncludingOption),
                 excluding=_patterns(st, s.ExcludingOption),
                 claimed=self._claimed(info),
+                views=_patterns(st, s.IncludingViewsOption),
             )
         if isinstance(st, s.MigrateQuery):
             return QuerySource(st.connection.name, self._sql(st.query, SqlKind.QUERY, dialect))
@@ -334,7 +335,7 @@ def _patterns(st: s.MigrateDatabase, kind: type[s.Option]) -> tuple[str, ...]:
     return tuple(
         p.value
         for opt in options_of(st, kind)
-        if isinstance(opt, s.IncludingOption | s.ExcludingOption)
+        if isinstance(opt, s.IncludingOption | s.ExcludingOption | s.IncludingViewsOption)
         for p in opt.patterns
     )
 

@@ -105,6 +105,9 @@ class DatabaseSource:
     including: tuple[str, ...]  # LIKE patterns; empty: every table
     excluding: tuple[str, ...]
     claimed: tuple[str, ...]  # tables of the target schema that other items of the plan write
+    # LIKE patterns of the views to create on the target after the tables; empty: no view.
+    # Hashed only when not empty (`stratum.plan.canonical`), so plans without it keep their hashes.
+    views: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -134,6 +134,8 @@ def _source_rows(item: PlanItem) -> list[tuple[str, str]]:
             rows.append(("including", ", ".join(f"'{p}'" for p in src.including)))
         if src.excluding:
             rows.append(("excluding", ", ".join(f"'{p}'" for p in src.excluding)))
+        if src.views:
+            rows.append(("views", ", ".join(f"'{p}'" for p in src.views) + " (after the tables)"))
         if src.claimed:
             rows.append(("leaves", ", ".join(src.claimed) + " (written by their own items)"))
         return rows

@@ -290,10 +290,31 @@ def test_every_clause_in_the_order_written() -> None:
 
 def test_database_clauses() -> None:
     check(
-        "MIGRATE DATABASE l INTO w including tables ('a', 'b%') excluding tables ('tmp_%');",
+        "MIGRATE DATABASE l INTO w including tables ('a', 'b%') excluding tables ('tmp_%') "
+        "including views ('v_%', 'it''s');",
         """
         MIGRATE DATABASE l INTO w
           INCLUDING TABLES ('a', 'b%')
+          EXCLUDING TABLES ('tmp_%')
+          INCLUDING VIEWS ('v_%', 'it''s');
+        """,
+    )
+
+
+def test_including_views_keeps_its_place_and_its_comments() -> None:
+    check(
+        """
+        MIGRATE DATABASE l INTO w INCLUDING -- which views
+          VIEWS ('v_%', /* daily */ 'report_daily') ZERO DATES AS NULL
+          EXCLUDING TABLES ('tmp_%');
+        """,
+        """
+        MIGRATE DATABASE l INTO w
+          INCLUDING VIEWS (  -- which views
+            'v_%',  /* daily */
+            'report_daily'
+          )
+          ZERO DATES AS NULL
           EXCLUDING TABLES ('tmp_%');
         """,
     )

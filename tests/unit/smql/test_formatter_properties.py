@@ -65,6 +65,7 @@ KEYWORDS = frozenset(
         "including",
         "excluding",
         "tables",
+        "views",
         "deduplicate",
         "order",
         "by",
@@ -235,7 +236,7 @@ def clause(draw: st.DrawFn, sql_allowed: bool, after_sql: bool) -> Clause:
     kinds = ["mode", "key", "cursor", "columns", "cast", "batch", "partitions", "on_error"]
     kinds += ["zero", "name", "after", "dialect", "dedup_plain", "expect"]
     kinds += ["compute", "where", "dedup_order"] if sql_allowed else []
-    kinds += [] if after_sql else ["including", "excluding"]
+    kinds += [] if after_sql else ["including", "excluding", "including_views"]
     kind = draw(st.sampled_from(kinds))
 
     def kw(word: str) -> str:
@@ -299,6 +300,8 @@ def clause(draw: st.DrawFn, sql_allowed: bool, after_sql: bool) -> Clause:
     if kind == "where":
         return [kw("where"), draw(sql_expr())], True
     patterns = draw(comma_list(string.map(lambda p: [p])))
+    if kind == "including_views":
+        return [kw("including"), kw("views"), "(", *patterns, ")"], False
     return [kw(kind), kw("tables"), "(", *patterns, ")"], False
 
 

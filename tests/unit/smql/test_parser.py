@@ -58,6 +58,26 @@ def test_embedded_sql_ends_before_the_next_clause_only() -> None:
     assert isinstance(key, s.KeyOption)
 
 
+def test_embedded_sql_ends_before_including_views() -> None:
+    st = only(
+        "MIGRATE a.t INTO b.t WHERE views > 0 AND including = 1 "
+        "INCLUDING /* c */ Views ('v_%', 'w') KEY (id);"
+    )
+    assert isinstance(st, s.MigrateTable)
+    where, views, key = st.options
+    assert isinstance(where, s.WhereOption)
+    assert where.condition.text == "views > 0 AND including = 1"
+    assert isinstance(views, s.IncludingViewsOption)
+    assert [p.value for p in views.patterns] == ["v_%", "w"]
+    assert s.OPTION_KEYWORDS[type(views)] == "INCLUDING VIEWS"
+    assert isinstance(key, s.KeyOption)
+
+
+def test_excluding_views_is_not_a_clause() -> None:
+    with pytest.raises(smql.SmqlSyntaxError):
+        smql.parse("MIGRATE DATABASE a INTO b EXCLUDING VIEWS ('v_%');")
+
+
 def test_comments_are_collected_outside_sql_and_kept_inside_it() -> None:
     program = smql.parse("-- head\nSTAGE a.b AS SELECT 1 -- in the query\n  FROM t; /* tail */\n")
     assert [c.text for c in program.comments] == ["-- head", "/* tail */"]

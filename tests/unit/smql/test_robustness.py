@@ -14,7 +14,7 @@ CONNECTION legacy = 'mysql://etl:${PW}@db1:3306/shop';
 CONNECTION wh = 'postgresql://etl@wh/analytics';
 SET batch_size = 5000, on_error = reject;
 MIGRATE DATABASE legacy INTO wh.raw EXCLUDING TABLES ('tmp_%') CAST TYPE tinyint(1) TO boolean
-  ZERO DATES AS NULL;
+  ZERO DATES AS NULL INCLUDING VIEWS ('v_%');
 MIGRATE legacy.orders INTO wh.raw.orders MODE incremental CURSOR updated_at KEY (id)
   COLUMNS (id, status AS s, updated_at) COMPUTE c = id * 2 WHERE id > 0 /* c */;
 MIGRATE FILE 'data/c.csv' (HEADER, DELIMITER ';', NULL '') INTO wh.raw.c MODE upsert KEY (id);
@@ -58,6 +58,8 @@ TOKENS = [
     "DATES",
     "NAME",
     "AFTER",
+    "INCLUDING",
+    "VIEWS",
     "EXPECT",
     "ELSE",
     "DEDUPLICATE",

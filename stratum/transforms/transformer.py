@@ -46,6 +46,7 @@ from stratum.transforms.compiler import (
     suggest,
 )
 from stratum.transforms.convert import DECIMAL_CONTEXT, CastFailed, can_convert, converter, show
+from stratum.transforms.native import specificity
 from stratum.transforms.types import Kind, SqlType, parse_type, same_type
 
 DEFAULT_DIALECT = "postgres"
@@ -344,6 +345,7 @@ class _Builder:
     def casts(self) -> dict[int, _Cast]:
         by_column: dict[int, _Cast] = {}
         by_type: dict[int, _Cast] = {}
+        scores: dict[int, int] = {}  # how specific the TYPE rule chosen for a column is
         for rule in self.options.casts:
             target = parse_type(rule.to)
             written = _written(rule)
@@ -357,8 +359,19 @@ class _Builder:
                     self.add_cast(by_column, _Cast(index, target, written))
             elif rule.by == "type":
                 for index, column in enumerate(self.source.columns):
-                    if same_type(column.type, rule.match):
-                        self.add_cast(by_type, _Cast(index, target, written))
+                    # a database source's own spelling of the type when it gives one, which is
+                    # what a rule written for that database names (`tinyint(1)`)
+                    score = (
+                        specificity(rule.match, column.native)
+                        if column.native is not None
+                        else (0 if same_type(column.type, rule.match) else None)
+                    )
+                    if score is None or score < scores.get(index, score):
+                        continue
+                    if score > scores.get(index, score):
+                        del by_type[index]  # a more specific rule wins
+                    scores[index] = score
+                    self.add_cast(by_type, _Cast(index, target, written))
             else:
                 raise ConfigError(f"unknown CAST rule kind '{rule.by}'")
         chosen = {**by_type, **by_column}  # a COLUMN rule wins over a TYPE rule

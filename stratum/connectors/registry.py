@@ -13,9 +13,17 @@ from urllib.parse import urlsplit
 
 import smql
 from smql import Mode
-from stratum.connectors.base import Destination, Source
+from stratum.connectors.base import Cursor, Destination, Source
 from stratum.errors import ConfigError
-from stratum.plan.model import FileSource, MigrationPlan, PlanItem, TableSource
+from stratum.plan.model import (
+    DatabaseSource,
+    FileSource,
+    MigrationPlan,
+    PlanItem,
+    QuerySource,
+    TableSource,
+)
+from stratum.schema import Catalog
 
 DESTINATION_SCHEMES = ("postgresql", "postgres", "mysql", "mariadb", "duckdb")
 
@@ -23,7 +31,9 @@ DESTINATION_SCHEMES = ("postgresql", "postgres", "mysql", "mariadb", "duckdb")
 class ConnectorFactory(Protocol):
     """What the executor asks for: a fresh source and destination per item."""
 
-    def source(self, item: PlanItem) -> Source: ...
+    def source(self, item: PlanItem, *, bounds: tuple[Cursor, Cursor] | None = None) -> Source:
+        """The item's source; with `bounds`, limited to that key range (PARTITIONS)."""
+        ...
 
     def destination(self, item: PlanItem) -> Destination: ...
 
@@ -36,7 +46,9 @@ class Connectors:
         self.base_dir = base_dir
         self.env = env
 
-    def source(self, item: PlanItem) -> Source:
+    def source(self, item: PlanItem, *, bounds: tuple[Cursor, Cursor] | None = None) -> Source:
+        if bounds is not None and not isinstance(item.source, TableSource):
+            raise ConfigError(f"item '{item.name}': only a table can be read by key range")
         if isinstance(item.source, FileSource):
             if item.options.mode is Mode.INCREMENTAL:
                 raise ConfigError(
@@ -48,37 +60,73 @@ class Connectors:
 
             return open_file_source(item.source, self.base_dir)
         if isinstance(item.source, TableSource):
-            return self._table_source(item, item.source)
+            return self._table_source(item, item.source, bounds)
+        if isinstance(item.source, QuerySource):
+            return self._query_source(item, item.source)
         kind = item.kind.value.replace("_", " ")
         raise ConfigError(
-            f"item '{item.name}': this version of Stratum runs file loads and table copies; a "
-            f"{kind} cannot run yet"
+            f"item '{item.name}': this version of Stratum runs file loads, table, query and "
+            f"database copies; a {kind} cannot run yet"
         )
 
-    def _table_source(self, item: PlanItem, source: TableSource) -> Source:
+    def _table_source(
+        self, item: PlanItem, source: TableSource, bounds: tuple[Cursor, Cursor] | None
+    ) -> Source:
+        from stratum.connectors.pushdown import source_key  # noqa: PLC0415 (sqlglot)
+
         options = item.options
-        # options this version cannot apply to a table yet are refused, never ignored
-        if (options.partitions or 1) > 1:
-            raise ConfigError(
-                f"item '{item.name}': PARTITIONS {options.partitions} is not supported yet; "
-                "use PARTITIONS 1"
-            )
         url = self.url(source.table.connection)
         scheme = urlsplit(url).scheme.lower()
+        # KEY names output columns; the source orders by the table columns they come from.
+        # COLUMNS, COMPUTE and WHERE go into the source's SELECT (`projection`) as far as they
+        # can; the pipeline leaves the rest to the Transformer (pushdown.remaining_options).
+        key = source_key(options)
         if scheme in ("postgresql", "postgres"):
             from stratum.connectors.postgres import PostgresTableSource  # noqa: PLC0415
 
             # PostgreSQL cannot store a zero date: the ZERO DATES policy has nothing to act on
-            return PostgresTableSource(url, source.table, options.key)
+            return PostgresTableSource(
+                url, source.table, key, projection=options, bounds=bounds, item=item.name
+            )
         if scheme in ("mysql", "mariadb"):
             from stratum.connectors.mysql import MySQLTableSource  # noqa: PLC0415
 
             return MySQLTableSource(
-                url, source.table, options.key, zero_dates=options.zero_dates or "null"
+                url,
+                source.table,
+                key,
+                zero_dates=options.zero_dates or "null",
+                projection=options,
+                bounds=bounds,
+                item=item.name,
             )
         raise ConfigError(
             f"connection '{source.table.connection}': tables are read from postgresql:// and "
             f"mysql:// connections, not '{scheme}://'"
+        )
+
+    def _query_source(self, item: PlanItem, source: QuerySource) -> Source:
+        """MIGRATE QUERY: the query, transpiled to the connection's dialect, read in KEY order
+        (resumable) with a KEY, else whole (not resumable: MODE full reloads it)."""
+        from stratum.connectors.pushdown import source_key  # noqa: PLC0415 (sqlglot)
+
+        options = item.options
+        url = self.url(source.connection)
+        scheme = urlsplit(url).scheme.lower()
+        key = source_key(options)  # the query's columns, before COLUMNS renames them
+        if scheme in ("postgresql", "postgres"):
+            from stratum.connectors.postgres.source import PostgresQuerySource  # noqa: PLC0415
+
+            return PostgresQuerySource(url, source.sql, key, item=item.name)
+        if scheme in ("mysql", "mariadb"):
+            from stratum.connectors.mysql.source import MySQLQuerySource  # noqa: PLC0415
+
+            return MySQLQuerySource(
+                url, source.sql, key, zero_dates=options.zero_dates or "null", item=item.name
+            )
+        raise ConfigError(
+            f"connection '{source.connection}': queries are run on postgresql:// and mysql:// "
+            f"connections, not '{scheme}://'"
         )
 
     def destination(self, item: PlanItem) -> Destination:
@@ -100,6 +148,26 @@ class Connectors:
         raise ConfigError(
             f"connection '{name}': no destination for '{scheme}://' in this version of Stratum "
             f"(it writes to {', '.join(s + '://' for s in DESTINATION_SCHEMES)})"
+        )
+
+    async def catalog(self, item: PlanItem) -> Catalog:
+        """The schema of a MIGRATE DATABASE item's source database, read from the server."""
+        if not isinstance(item.source, DatabaseSource):
+            raise ConfigError(f"item '{item.name}' does not copy a database")
+        database = item.source.database
+        url = self.url(database.connection)
+        scheme = urlsplit(url).scheme.lower()
+        if scheme in ("postgresql", "postgres"):
+            from stratum.schema.introspect_postgres import read_postgres_catalog  # noqa: PLC0415
+
+            return await read_postgres_catalog(url, database.schema)
+        if scheme in ("mysql", "mariadb"):
+            from stratum.schema.introspect_mysql import read_mysql_catalog  # noqa: PLC0415
+
+            return await read_mysql_catalog(url, database.schema)
+        raise ConfigError(
+            f"connection '{database.connection}': MIGRATE DATABASE reads postgresql:// and "
+            f"mysql:// connections, not '{scheme}://'"
         )
 
     def url(self, connection: str) -> str:

@@ -35,6 +35,7 @@ from stratum.connectors.base import (
     SizedSource,
     Source,
 )
+from stratum.connectors.pushdown import remaining_options
 from stratum.errors import CircuitOpen, ResumeRefused, RowError, SourceError, StratumError
 from stratum.plan.model import MigrationPlan, PlanItem
 from stratum.resilience import CircuitBreaker, RetryPolicy, call_with_retry, is_transient
@@ -98,6 +99,8 @@ class ItemRun:
     rejects: RejectFile
     queue_size: int
     restart: bool = False
+    source_table: str | None = None  # the table's name in a database copy (CAST COLUMN t.c)
+    keys_after: bool = False  # create the target without its key: a database copy adds it last
     _control_send: MemoryObjectSendStream[Control] = field(init=False)
     _control_recv: MemoryObjectReceiveStream[Control] = field(init=False)
     _stopping: bool = field(default=False, init=False)
@@ -171,8 +174,14 @@ class ItemRun:
             self._checkpoint = checkpoint
             self._totals = _totals_of(checkpoint)
             await anyio.to_thread.run_sync(self.rejects.trim, checkpoint.batches)
-            transformer = Transformer.build(await self.source.schema(), item.options)
+            transformer = Transformer.build(
+                await self.source.schema(),
+                remaining_options(self.source, item.options),  # not what the source applied
+                table=self.source_table,
+            )
             target_schema = self._schema = transformer.schema
+            if self.keys_after:
+                target_schema = self._schema = dataclasses.replace(target_schema, primary_key=())
             self._checkpoint = await self._retry(
                 lambda: self.destination.prepare(
                     item.target, target_schema, item.options.mode, checkpoint

@@ -1,18 +1,48 @@
-"""The MySQL/MariaDB table source: one table, streamed in key order, resumable after any batch.
+"""The MySQL/MariaDB sources: a table, or a query's rows, streamed in key order, resumable after
+any batch.
+
+`MySQLTableSource(url, table, key=(), *, zero_dates="null", projection=None, bounds=None,
+item=None)` reads one table; `MySQLQuerySource(url, sql, key=(), *, zero_dates="null",
+bounds=None, item=None)` the rows of a query (MIGRATE QUERY).
 
 `open()` introspects the table in ``information_schema``: its columns in order (types mapped as
 `stratum.connectors.mysql.types` says), and its key: the primary key, else the unique key of
 NOT NULL columns with the fewest columns (then by name), else none. A key given to the
-constructor overrides the discovered one for ordering and resuming (its columns must exist and
-be NOT NULL); `Schema.primary_key` stays the table's own key.
+constructor (the item's KEY, as table columns: see `stratum.connectors.pushdown.source_key`)
+overrides the discovered one for ordering and resuming (its columns must exist and be NOT
+NULL); `Schema.primary_key` stays the table's own key (as the output names it, or () when the
+output leaves a column of it out).
+
+With a `projection` (the item's options), the table source pushes the item's COLUMNS, COMPUTE
+and WHERE into its SELECT (`stratum.connectors.pushdown` says what is pushed and what stays in
+Python; `applied` tells which). The SELECT is then described on open, by creating an empty
+temporary table from it (``CREATE TEMPORARY TABLE ... AS SELECT * FROM (<select>) AS q LIMIT
+0``, then ``SHOW COLUMNS``; the user needs the CREATE TEMPORARY TABLES privilege): a column
+copied as it is keeps its exact type (a JSON column stays jsonb), a COMPUTE column gets the type
+and nullability the server gives it, mapped as types.py says. An expression the server refuses
+(a function it does not have) fails the open with a SourceError naming it and the item.
+
+A query is transpiled from the dialect it is written in (`Sql.dialect`) to MySQL's (run as
+written when it is MySQL's) and described the same way (in the URL's database, which it needs).
+With a KEY (columns it returns) it is read as ``SELECT * FROM (<query>) AS `q` [WHERE <after
+the cursor>] ORDER BY <key>``, resumable like a table; without one it is run as it is and
+`resumable` is False.
 
 Each `read(after, batch_size)` runs on its own connection, in one transaction
 (``START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY`` at REPEATABLE READ), so every row
 of one read comes from one snapshot: rows committed by others mid-read are not seen. The one
-query is ``SELECT <columns> FROM `db`.`t` [WHERE <after the cursor>] ORDER BY <key>`` on an
-unbuffered cursor (SSCursor), fetched `batch_size` rows at a time: memory holds one batch, never
-the table. The session's net_write_timeout is raised, so a consumer that is slow to ask for
-the next batch (a destination retrying) does not make the server drop the connection.
+query, on an unbuffered cursor (SSCursor), fetched `batch_size` rows at a time (memory holds
+one batch, never the table), is
+
+    SELECT <columns | pushed-down projection>[, <hidden key columns>] FROM `db`.`t`
+    [WHERE (<pushed-down WHERE>) AND <after the cursor> AND <after low> AND <up to high>]
+    ORDER BY <key>
+
+each condition there only when it applies. A key column the projection does not output is
+selected after it ("hidden"), for the cursor, and stripped off the rows. The session's
+net_write_timeout is raised, so a consumer that is slow to ask for the next batch (a
+destination retrying) does not make the server drop the connection. The statement's `%` are
+doubled: the driver formats it with the parameters.
 
 The cursor of a batch is its last row's key, as a JSON list, one value per key column:
 integers and floats as they are, Decimal as str, bytes (binary and bit keys) as hex, dates,
@@ -21,6 +51,13 @@ enum and set members as their labels. A resume decodes it by the key columns' ty
 the rows strictly after it (`k1 >= v1 AND (k1 > v1 OR (k1 = v1 AND k2 > v2) ...)`, which the
 server compares with the columns' own collations, as it orders them). A table with no key
 cannot be resumed: `resumable` is False and every cursor is None.
+
+Key ranges (PARTITIONS): `bounds=(low, high)`, two cursors (None: unbounded), limit every read
+to the rows with low < key <= high, together with the read's own `after` (`<= high` is
+`k1 <= v1 AND (k1 < v1 OR (k1 = v1 AND k2 < v2) ... OR (k1 = v1 AND k2 = v2 ...))`).
+`split(n)` gives up to n - 1 increasing cursors that cut the rows the WHERE keeps into n
+ranges of about equal row counts, computed by the server in one snapshot (the key of every
+(count * i // n)-th row, by ``row_number() OVER (ORDER BY key)``). Without a key: ConfigError.
 
 Batches' `positions` are 1-based ordinals of the rows within the read. A row holding a value
 its mapped type cannot take (see types.py: a TIME past 24h, a tinyint(1) of 2) is rejected
@@ -32,19 +69,34 @@ with the reason, never dropped silently; the cursor still moves past it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import re
+import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Self
 
 from stratum.connectors.base import Column, Cursor, RawBatch, Rejected, Row, Schema
 from stratum.connectors.mysql import types
 from stratum.connectors.mysql._connect import MySQLConnection, connect, parse_url
+from stratum.connectors.mysql._errors import describe
+from stratum.connectors.pushdown import (
+    Bounds,
+    Pushdown,
+    Pushed,
+    plan_pushdown,
+    select_sql,
+    selection,
+    transpile_query,
+)
 from stratum.errors import ConfigError, SourceError
-from stratum.plan.model import TableRef
+from stratum.plan.model import Options, Sql, TableRef
 
-__all__ = ["MySQLTableSource", "quote"]
+__all__ = ["MySQLQuerySource", "MySQLTableSource", "quote"]
 
+_DIALECT = "mysql"
 _NET_WRITE_TIMEOUT = 3600  # seconds the server waits for us to take the next rows
 _COLUMNS = """
 SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE
@@ -70,26 +122,47 @@ def quote(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-class MySQLTableSource:
-    """Reads one table of the MySQL or MariaDB server at `url` (see the module docstring)."""
+@dataclass(frozen=True, slots=True)
+class _Described:
+    """A column of a SELECT's result, as a table created from it holds it."""
+
+    name: str
+    type: types.MySQLType
+    nullable: bool
+
+
+class _MySQLReader:
+    """What the table and the query source share: reads in one snapshot on an unbuffered
+    cursor, cursors and bounds, split(), values converted as types.py says. A subclass's
+    `open` fills in what is read (see the module docstring)."""
 
     def __init__(
-        self, url: str, table: TableRef, key: tuple[str, ...] = (), *, zero_dates: str = "null"
+        self,
+        url: str,
+        key: tuple[str, ...],
+        zero_dates: str,
+        bounds: Bounds | None,
+        item: str | None,
     ) -> None:
         self._zero_dates = zero_dates  # the item's ZERO DATES policy: null, error or a date
         self._url = url  # holds the password: never put it in a message
-        self._table = table
         self._explicit_key = tuple(key)
+        self._bounds = bounds
+        self._item = item
         self._schema: Schema | None = None
-        self._key: tuple[str, ...] = ()
-        self._types: tuple[types.MySQLType, ...] = ()
+        self._key: tuple[str, ...] = ()  # the columns rows are ordered and resumed by
+        self._key_types: tuple[types.MySQLType, ...] = ()
+        self._types: tuple[types.MySQLType, ...] = ()  # of the output's columns
+        self._items: tuple[str, ...] = ()  # the select list: the output, then hidden keys
+        self._width = 0
+        self._key_at: tuple[int, ...] = ()
+        self._from = ""  # a table, or a query in parentheses
+        self._where: str | None = None  # the pushed-down WHERE
+        self._plain: str | None = None  # a query without a KEY: run as it is
         self._database = ""
         self._live: set[MySQLConnection] = set()
 
-    def __repr__(self) -> str:
-        return f"MySQLTableSource(<url>, {self._table.text!r})"
-
-    async def __aenter__(self) -> MySQLTableSource:
+    async def __aenter__(self) -> Self:
         await self.open()
         return self
 
@@ -107,13 +180,298 @@ class MySQLTableSource:
         return self._key
 
     @property
+    def bounds(self) -> Bounds | None:
+        """The key range a read is limited to: (low, high), key > low and key <= high."""
+        return self._bounds
+
+    @property
     def name(self) -> str:
-        return f"{self._database}.{self._table.table}"
+        raise NotImplementedError
+
+    @property
+    def applied(self) -> frozenset[str]:
+        """The item's options the source applies itself (see the table source); the query
+        source applies none: the item's COLUMNS, COMPUTE and WHERE run in Python on its rows."""
+        return frozenset()
+
+    @property
+    def select(self) -> str:
+        """The SELECT a read from the start runs, its `%` doubled for the driver (once open)."""
+        return self._select(None)[0]
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Introspect the table. Idempotent; no connection stays open."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Drop the connections of reads that were abandoned without being closed."""
+        while self._live:
+            self._live.pop().abort()
+
+    async def schema(self) -> Schema:
+        await self.open()
+        assert self._schema is not None
+        return self._schema
+
+    # --- describing ---------------------------------------------------------------------------
+
+    async def _describe(
+        self, conn: MySQLConnection, select: str, pushed: Sequence[Pushed] = ()
+    ) -> list[_Described]:
+        """The columns `select` returns, as the server types them: it creates an empty
+        temporary table from it (`CREATE TEMPORARY TABLE ... AS SELECT ... LIMIT 0`), reads
+        its columns and drops it. When the server refuses the SELECT, the pushed-down
+        expression it refuses is named (SourceError)."""
+        temporary = f"{quote(self._database)}.{quote('stratum_describe_' + secrets.token_hex(8))}"
+        create = (
+            f"CREATE TEMPORARY TABLE {temporary} AS SELECT * FROM ({select}) AS {quote('q')} "
+            "LIMIT 0"
+        )
+        what = f"describing the SELECT of {self.name}"
+        try:
+            with conn.translated(what):
+                await conn.execute(create)
+        except SourceError as exc:
+            if not pushed:
+                raise
+            raise await self._refused(conn, pushed, exc) from exc
+        try:
+            with conn.translated(what):
+                rows = await conn.fetchall(f"SHOW COLUMNS FROM {temporary}")
+        finally:
+            with conn.translated(what):
+                await conn.execute(f"DROP TEMPORARY TABLE IF EXISTS {temporary}")
+        described = []
+        for row in rows:
+            column_type = _text(row[1])
+            data_type = re.split(r"[ (]", column_type.strip(), maxsplit=1)[0]
+            described.append(
+                _Described(
+                    _text(row[0]),
+                    types.mysql_type(column_type, data_type),
+                    _text(row[2]) == "YES",
+                )
+            )
+        return described
+
+    async def _refused(
+        self, conn: MySQLConnection, pushed: Sequence[Pushed], error: SourceError
+    ) -> SourceError:
+        """The error naming the first pushed-down expression the server refuses alone."""
+        who = f"item '{self._item}'" if self._item else self.name
+        for expression in pushed:
+            probe = (
+                f"SELECT 1 FROM {self._from} WHERE {expression.sql} LIMIT 0"
+                if expression.label == "WHERE"
+                else f"SELECT {expression.sql} FROM {self._from} LIMIT 0"
+            )
+            try:
+                with conn.translated(f"checking {expression.label} of {self.name}"):
+                    await conn.fetchall(probe)
+            except SourceError as exc:  # the server refuses it: say so in its words
+                cause = exc.__cause__
+                reason = describe(cause) if cause is not None else str(exc)
+                return SourceError(
+                    f"{who}: MySQL refuses {expression.label} {expression.written!r} "
+                    f"(sent as {expression.sql!r}): {reason}"
+                )
+        shown = "; ".join(f"{p.label} {p.written!r}" for p in pushed)
+        return SourceError(f"{who}: MySQL refuses the SELECT pushed down to it ({shown}): {error}")
+
+    # --- reading ------------------------------------------------------------------------------
+
+    async def read(self, after: Cursor, batch_size: int) -> AsyncIterator[RawBatch]:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        await self.open()
+        assert self._schema is not None
+        names = self._schema.names
+        key_indexes = self._key_at if self._key else ()
+        sql, params = self._select(after)
+        converters = [
+            (i, f)
+            for i, f in enumerate(types._converter(t, self._zero_dates) for t in self._types)
+            if f is not None
+        ]
+        width = self._width
+        what = f"reading {self.name}"
+        conn = await self._connect()
+        try:
+            with conn.translated(what):
+                await self._snapshot(conn)
+                stream = await conn.stream(sql, params)
+            ordinal = 0
+            while True:
+                with conn.translated(what):
+                    raw_rows = await stream.fetchmany(batch_size)
+                if not raw_rows:
+                    break
+                batch = _convert(raw_rows, converters, ordinal, names, width)
+                ordinal += len(raw_rows)
+                if key_indexes:
+                    last = raw_rows[-1]
+                    batch.cursor = [_encode_key(last[i]) for i in key_indexes]
+                yield batch
+            with conn.translated(what):
+                await conn.execute("COMMIT")
+        finally:
+            await self._release(conn)
+
+    @staticmethod
+    async def _snapshot(conn: MySQLConnection) -> None:
+        """One consistent, read-only snapshot for what follows, until COMMIT."""
+        await conn.execute(f"SET SESSION net_write_timeout = {_NET_WRITE_TIMEOUT}")
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        await conn.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+
+    def _select(self, after: Cursor) -> tuple[str, list[Any]]:
+        """The read's SELECT, with `%` doubled (the driver formats it with the parameters)."""
+        if self._plain is not None:  # a query without a KEY: as it is, whole
+            if after is not None:
+                raise SourceError(
+                    f"{self.name}: cannot resume after {after!r}: the query has no KEY, so it "
+                    "can only be read whole"
+                )
+            if self._bounds is not None:
+                raise ConfigError(f"{self.name}: a query without a KEY cannot be read by key range")
+            return _escaped(self._plain), []
+        conditions = [f"({_escaped(self._where)})"] if self._where is not None else []
+        params: list[Any] = []
+        items = [_escaped(item) for item in self._items]
+        source = _escaped(self._from)
+        if not self._key:
+            if after is not None:
+                raise SourceError(
+                    f"{self.name}: cannot resume after {after!r}: the table has no "
+                    "primary or unique key, so it can only be read whole"
+                )
+            if self._bounds is not None:
+                self._check_splittable("read by key range")
+            return select_sql(items, source, conditions, ()), params
+        keys = [_escaped(quote(k)) for k in self._key]
+        if after is not None:
+            _add(conditions, params, _after(keys, self._decode_cursor(after)))
+        if self._bounds is not None:
+            low, high = self._bounds
+            if low is not None:
+                _add(conditions, params, _after(keys, self._decode_cursor(low)))
+            if high is not None:
+                _add(conditions, params, _at_most(keys, self._decode_cursor(high)))
+        return select_sql(items, source, conditions, keys), params
+
+    def _decode_cursor(self, after: Cursor) -> list[Any]:
+        if not isinstance(after, list) or len(after) != len(self._key):
+            raise SourceError(
+                f"{self.name}: cannot resume after {after!r}: expected a list of "
+                f"{len(self._key)} value(s), one per key column {list(self._key)}"
+            )
+        values = []
+        for column, value, t in zip(self._key, after, self._key_types, strict=True):
+            try:
+                values.append(_decode_key(value, t))
+            except (TypeError, ValueError, InvalidOperation):
+                raise SourceError(
+                    f"{self.name}: cannot resume: cursor value {value!r} does not fit "
+                    f"key column {column!r} ({t.column_type})"
+                ) from None
+        return values
+
+    # --- partitions ---------------------------------------------------------------------------
+
+    async def split(self, parts: int) -> list[Cursor]:
+        """Up to `parts - 1` increasing cursors that cut the rows (those the WHERE keeps) into
+        `parts` key ranges of about equal row counts: (None, c1], (c1, c2], ... (cn, None], to
+        pass as `bounds`. Computed in one snapshot: the rows are counted, then the key of every
+        (n * i // parts)-th row in key order is taken (row_number() over the key). Fewer
+        cursors when there are fewer rows than parts. ConfigError when there is no key."""
+        if parts < 1:
+            raise ValueError(f"parts must be at least 1, got {parts}")
+        await self.open()
+        self._check_splittable("split into PARTITIONS")
+        if parts == 1:
+            return []
+        keys = ", ".join(quote(k) for k in self._key)
+        where = f" WHERE ({self._where})" if self._where is not None else ""
+        number = quote("stratum_row_number")
+        what = f"splitting {self.name} into {parts} parts"
+        conn = await self._connect()
+        try:
+            with conn.translated(what):
+                await self._snapshot(conn)
+                ((total,),) = await conn.fetchall(f"SELECT count(*) FROM {self._from}{where}")
+                rows = sorted({i * int(total) // parts for i in range(1, parts)} - {0})
+                found: list[tuple[Any, ...]] = []
+                if rows:
+                    keys, source, where = _escaped(keys), _escaped(self._from), _escaped(where)
+                    sample = (
+                        f"SELECT {keys} FROM (SELECT {keys}, row_number() OVER (ORDER BY {keys}) "
+                        f"AS {number} FROM {source}{where}) AS {quote('s')} "
+                        f"WHERE {number} IN ({', '.join('%s' for _ in rows)}) ORDER BY {number}"
+                    )
+                    found = await conn.fetchall(sample, rows)
+                await conn.execute("COMMIT")
+        finally:
+            await self._release(conn)
+        return [[_encode_key(value) for value in row] for row in found]
+
+    def _check_splittable(self, doing: str) -> None:
+        if not self._key:
+            raise ConfigError(
+                f"{self.name} cannot be {doing}: PARTITIONS needs a primary or unique key of "
+                "NOT NULL columns (or a KEY) to cut the rows into key ranges"
+            )
+
+    # --- connections --------------------------------------------------------------------------
+
+    async def _connect(self) -> MySQLConnection:
+        conn = await connect(self._url)
+        self._live.add(conn)
+        return conn
+
+    async def _release(self, conn: MySQLConnection) -> None:
+        self._live.discard(conn)
+        await conn.close()
+
+
+class MySQLTableSource(_MySQLReader):
+    """Reads one table of the MySQL or MariaDB server at `url` (see the module docstring)."""
+
+    def __init__(
+        self,
+        url: str,
+        table: TableRef,
+        key: tuple[str, ...] = (),
+        *,
+        zero_dates: str = "null",
+        projection: Options | None = None,
+        bounds: Bounds | None = None,
+        item: str | None = None,
+    ) -> None:
+        super().__init__(url, key, zero_dates, bounds, item)
+        self._table = table
+        self._projection = projection
+        self._pushdown: Pushdown | None = None
+
+    def __repr__(self) -> str:
+        return f"MySQLTableSource(<url>, {self._table.text!r})"
+
+    @property
+    def name(self) -> str:
+        return f"{self._database}.{self._table.table}"
+
+    @property
+    def applied(self) -> frozenset[str]:
+        """The item's options the SELECT applies ("columns", "compute", "where"); known once
+        open. `stratum.connectors.pushdown.remaining_options` leaves the rest to the
+        Transformer."""
+        return self._pushdown.applied if self._pushdown is not None else frozenset()
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Introspect the table (and describe a pushed-down SELECT). Idempotent; no
+        connection stays open."""
         if self._schema is not None:
             return
         table = self._table.table
@@ -133,16 +491,6 @@ class MySQLTableSource:
         finally:
             await self._release(conn)
 
-    async def close(self) -> None:
-        """Drop the connections of reads that were abandoned without being closed."""
-        while self._live:
-            self._live.pop().abort()
-
-    async def schema(self) -> Schema:
-        await self.open()
-        assert self._schema is not None
-        return self._schema
-
     # --- introspection ------------------------------------------------------------------------
 
     async def _introspect(self, conn: MySQLConnection, database: str, table: str) -> None:
@@ -159,11 +507,13 @@ class MySQLTableSource:
             )
         json_columns = await self._json_columns(conn, database, table)
         columns: list[Column] = []
-        mysql_types: list[types.MySQLType] = []
+        mysql_types: dict[str, types.MySQLType] = {}
         for name, data_type, column_type, nullable in rows:
             t = types.mysql_type(_text(column_type), _text(data_type), is_json=name in json_columns)
-            mysql_types.append(t)
-            columns.append(Column(name, types._pg_type(t, name), _text(nullable) == "YES"))
+            mysql_types[name] = t
+            columns.append(
+                Column(name, types._pg_type(t, name), _text(nullable) == "YES", _text(column_type))
+            )
         not_null = {c.name for c in columns if not c.nullable}
         indexes: dict[str, list[str]] = {}
         for index, column in await conn.fetchall(_INDEXES, (database, table)):
@@ -186,9 +536,39 @@ class MySQLTableSource:
                     f"{self._table.text}: the key column {column!r} may be NULL, so rows cannot "
                     "be resumed by it"
                 )
-        self._types = tuple(mysql_types)
+        self._from = f"{quote(database)}.{quote(table)}"
+        pushdown = plan_pushdown(columns, self._projection, _DIALECT)
+        selected = selection(pushdown, key, _DIALECT)
+        output: list[Column] = []
+        output_types: list[types.MySQLType] = []
+        by_name = {c.name: c for c in columns}
+        if pushdown.applied:  # the server says what the SELECT returns, and checks it
+            conditions = [f"({pushdown.where})"] if pushdown.where is not None else []
+            sql = select_sql([o.sql for o in pushdown.outputs], self._from, conditions, ())
+            described = await self._describe(conn, sql, pushdown.pushed)
+            for result, found in zip(pushdown.outputs, described, strict=True):
+                if result.source is not None:  # a column as it is keeps its exact type
+                    output.append(dataclasses.replace(by_name[result.source], name=result.name))
+                    output_types.append(mysql_types[result.source])
+                else:
+                    pg = types._pg_type(found.type, result.name)
+                    output.append(Column(result.name, pg, found.nullable, found.type.column_type))
+                    output_types.append(found.type)
+        else:
+            output = columns
+            output_types = [mysql_types[c.name] for c in columns]
+        copied = {o.source: o.name for o in reversed(pushdown.outputs) if o.source is not None}
+        primary_key = (
+            tuple(copied[k] for k in table_key) if all(k in copied for k in table_key) else ()
+        )
+        self._items = _exact_floats(selected.items, pushdown.outputs, output_types)
+        self._width, self._key_at = selected.width, selected.key_at
+        self._where = pushdown.where
+        self._types = tuple(output_types)
         self._key = key
-        self._schema = Schema(tuple(columns), table_key)
+        self._key_types = tuple(mysql_types[k] for k in key)
+        self._pushdown = pushdown
+        self._schema = Schema(tuple(output), primary_key)
 
     async def _json_columns(self, conn: MySQLConnection, database: str, table: str) -> set[str]:
         """MariaDB's JSON columns: longtext with the CHECK (json_valid(col)) it adds itself."""
@@ -201,103 +581,86 @@ class MySQLTableSource:
                 found.add(_text(name))
         return found
 
-    # --- reading ------------------------------------------------------------------------------
 
-    async def read(self, after: Cursor, batch_size: int) -> AsyncIterator[RawBatch]:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
-        await self.open()
-        assert self._schema is not None
-        names = self._schema.names
-        key_indexes = [names.index(k) for k in self._key]
-        sql, params = self._select(after)
-        converters = [
-            (i, f)
-            for i, f in enumerate(types._converter(t, self._zero_dates) for t in self._types)
-            if f is not None
-        ]
-        what = f"reading {self.name}"
+class MySQLQuerySource(_MySQLReader):
+    """The rows of a query (MIGRATE QUERY) run on the MySQL or MariaDB server at `url`: in KEY
+    order and resumable with a KEY, else whole (see the module docstring)."""
+
+    def __init__(
+        self,
+        url: str,
+        sql: Sql,
+        key: tuple[str, ...] = (),
+        *,
+        zero_dates: str = "null",
+        bounds: Bounds | None = None,
+        item: str | None = None,
+    ) -> None:
+        super().__init__(url, key, zero_dates, bounds, item)
+        self._sql = sql
+
+    def __repr__(self) -> str:
+        return f"MySQLQuerySource(<url>, item={self._item!r})"
+
+    @property
+    def name(self) -> str:
+        return f"the query of item '{self._item}'" if self._item else "the query"
+
+    async def open(self) -> None:
+        """Transpile and describe the query. Idempotent; no connection stays open."""
+        if self._schema is not None:
+            return
+        database = parse_url(self._url).database
+        if not database:
+            raise ConfigError(
+                f"{self.name}: no database: name one in the URL (mysql://host/db); the query's "
+                "columns are described in a temporary table there"
+            )
+        self._database = database
+        text = transpile_query(self._sql, _DIALECT)
         conn = await self._connect()
         try:
-            with conn.translated(what):
-                await conn.execute(f"SET SESSION net_write_timeout = {_NET_WRITE_TIMEOUT}")
-                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                await conn.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-                stream = await conn.stream(sql, params)
-            ordinal = 0
-            while True:
-                with conn.translated(what):
-                    raw_rows = await stream.fetchmany(batch_size)
-                if not raw_rows:
-                    break
-                batch = _convert(raw_rows, converters, ordinal, names)
-                ordinal += len(raw_rows)
-                if key_indexes:
-                    last = raw_rows[-1]
-                    batch.cursor = [_encode_key(last[i]) for i in key_indexes]
-                yield batch
-            with conn.translated(what):
-                await conn.execute("COMMIT")
+            described = await self._describe(conn, text)
         finally:
             await self._release(conn)
-
-    def _select(self, after: Cursor) -> tuple[str, list[Any]]:
-        assert self._schema is not None
-        columns = ", ".join(quote(n) for n in self._schema.names)
-        sql = f"SELECT {columns} FROM {quote(self._database)}.{quote(self._table.table or '')}"
-        params: list[Any] = []
-        if not self._key:
-            if after is not None:
-                raise SourceError(
-                    f"{self._table.text}: cannot resume after {after!r}: the table has no "
-                    "primary or unique key, so it can only be read whole"
-                )
-            return sql, params
-        keys = [quote(k) for k in self._key]
-        if after is not None:
-            values = self._decode_cursor(after)
-            # k1 >= v1 AND (k1 > v1 OR (k1 = v1 AND k2 > v2) OR ...): the leading range lets
-            # the server start at the cursor in the key's index
-            alternatives = []
-            for n in range(len(keys)):
-                terms = [f"{k} = %s" for k in keys[:n]] + [f"{keys[n]} > %s"]
-                alternatives.append("(" + " AND ".join(terms) + ")")
-                params.extend(values[: n + 1])
-            params.insert(0, values[0])
-            sql += f" WHERE {keys[0]} >= %s AND ({' OR '.join(alternatives)})"
-        sql += f" ORDER BY {', '.join(keys)}"
-        return sql, params
-
-    def _decode_cursor(self, after: Cursor) -> list[Any]:
-        if not isinstance(after, list) or len(after) != len(self._key):
-            raise SourceError(
-                f"{self._table.text}: cannot resume after {after!r}: expected a list of "
-                f"{len(self._key)} value(s), one per key column {list(self._key)}"
+        names = [d.name for d in described]
+        key = self._explicit_key
+        missing = [k for k in key if k not in names]
+        if missing or len(set(key)) != len(key):
+            raise ConfigError(
+                f"{self.name}: KEY ({', '.join(key)}) names "
+                + (f"columns the query does not return: {missing}" if missing else "a column twice")
+                + f"; it returns {', '.join(names)}"
             )
-        assert self._schema is not None
-        names = self._schema.names
-        values = []
-        for column, value in zip(self._key, after, strict=True):
-            t = self._types[names.index(column)]
-            try:
-                values.append(_decode_key(value, t))
-            except (TypeError, ValueError, InvalidOperation):
-                raise SourceError(
-                    f"{self._table.text}: cannot resume: cursor value {value!r} does not fit "
-                    f"key column {column!r} ({t.column_type})"
-                ) from None
-        return values
+        self._types = tuple(d.type for d in described)
+        columns = tuple(
+            Column(d.name, types._pg_type(d.type, d.name), d.nullable, d.type.column_type)
+            for d in described
+        )
+        self._width = len(columns)
+        if key:
+            self._items = ("*",)
+            self._from = f"({text}) AS {quote('q')}"
+            self._key_at = tuple(names.index(k) for k in key)
+            self._key_types = tuple(self._types[i] for i in self._key_at)
+            self._key = key
+        else:
+            self._plain = text
+        self._schema = Schema(columns, key)
 
-    # --- connections --------------------------------------------------------------------------
 
-    async def _connect(self) -> MySQLConnection:
-        conn = await connect(self._url)
-        self._live.add(conn)
-        return conn
-
-    async def _release(self, conn: MySQLConnection) -> None:
-        self._live.discard(conn)
-        await conn.close()
+def _exact_floats(
+    items: Sequence[str], outputs: Sequence[Any], output_types: Sequence[types.MySQLType]
+) -> tuple[str, ...]:
+    """The select list with FLOAT columns read as DOUBLE: the server prints a FLOAT with 6
+    significant digits (1.2345678 arrives as 1.23457), while the DOUBLE holds the float32
+    value it stores exactly, which a PostgreSQL real takes back without loss."""
+    exact = list(items)
+    for i, (output, t) in enumerate(zip(outputs, output_types, strict=False)):
+        if output.source is not None and t.data_type == "float":
+            column = quote(output.source)
+            exact[i] = f"CAST({column} AS DOUBLE) AS {quote(output.name)}"
+    return tuple(exact)
 
 
 def _text(value: Any) -> str:
@@ -309,8 +672,13 @@ def _convert(
     converters: list[tuple[int, Callable[[Any], Any]]],
     ordinal: int,
     names: tuple[str, ...],
+    width: int,
 ) -> RawBatch:
+    """The rows as the mapped types hold them, cut to the output's `width` (hidden key
+    columns off); a row a converter refuses is rejected with the reason."""
     positions = list(range(ordinal + 1, ordinal + len(raw_rows) + 1))
+    if raw_rows and len(raw_rows[0]) > width:
+        raw_rows = [tuple(r)[:width] for r in raw_rows]
     if not converters:
         return RawBatch(rows=[tuple(r) for r in raw_rows], positions=positions)
     rows: list[Row] = []
@@ -330,6 +698,44 @@ def _convert(
         rows.append(tuple(row))
         kept.append(position)
     return RawBatch(rows=rows, positions=kept, rejected=rejected)
+
+
+def _escaped(sql: str) -> str:
+    """SQL text for a statement the driver formats with parameters: `%` doubled."""
+    return sql.replace("%", "%%")
+
+
+def _add(conditions: list[str], params: list[Any], condition: tuple[str, list[Any]]) -> None:
+    conditions.append(condition[0])
+    params.extend(condition[1])
+
+
+def _after(keys: Sequence[str], values: Sequence[Any]) -> tuple[str, list[Any]]:
+    """`key > values`, as `(k1 >= v1 AND ((k1 > v1) OR (k1 = v1 AND k2 > v2) OR ...))`: the
+    leading range lets the server start at the cursor in the key's index."""
+    alternatives = []
+    params = [values[0]]
+    for n in range(len(keys)):
+        terms = [f"{k} = %s" for k in keys[:n]] + [f"{keys[n]} > %s"]
+        alternatives.append("(" + " AND ".join(terms) + ")")
+        params.extend(values[: n + 1])
+    return f"({keys[0]} >= %s AND ({' OR '.join(alternatives)}))", params
+
+
+def _at_most(keys: Sequence[str], values: Sequence[Any]) -> tuple[str, list[Any]]:
+    """`key <= values`: `k1 <= v1`, or for a composite key `(k1 <= v1 AND ((k1 < v1) OR
+    (k1 = v1 AND k2 < v2) OR ... OR (k1 = v1 AND k2 = v2 ...)))`."""
+    if len(keys) == 1:
+        return f"{keys[0]} <= %s", [values[0]]
+    alternatives = []
+    params = [values[0]]
+    for n in range(len(keys)):
+        terms = [f"{k} = %s" for k in keys[:n]] + [f"{keys[n]} < %s"]
+        alternatives.append("(" + " AND ".join(terms) + ")")
+        params.extend(values[: n + 1])
+    alternatives.append("(" + " AND ".join(f"{k} = %s" for k in keys) + ")")
+    params.extend(values)
+    return f"({keys[0]} <= %s AND ({' OR '.join(alternatives)}))", params
 
 
 def _encode_key(value: Any) -> Any:

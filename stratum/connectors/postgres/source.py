@@ -1,24 +1,52 @@
-"""The PostgreSQL table source: one consistent snapshot per read, keyset-paginated by its key.
+"""The PostgreSQL sources: one consistent snapshot per read, keyset-paginated by their key.
 
-`PostgresTableSource(url, table, key=())` reads one table (or view) on one asyncpg connection:
+`PostgresTableSource(url, table, key=(), *, projection=None, bounds=None, item=None)` reads one
+table (or view), and `PostgresQuerySource(url, sql, key=(), *, bounds=None, item=None)` the
+rows of a query (MIGRATE QUERY), each on one asyncpg connection:
 
-* open() connects and introspects the table: its columns in order, with their types as
-  `format_type` spells them and their nullability, and the key the rows are ordered and
-  resumed by. The key is the explicit `key` (the item's KEY option) when given, else the
-  primary key (composite allowed), else the unique key with the fewest columns (then the oldest)
-  whose columns are all NOT NULL and which has no predicate or expression, else none.
+* open() connects and describes what is read. A table: its columns in order, with their types
+  as `format_type` spells them and their nullability, and the key the rows are ordered and
+  resumed by. The key is the explicit `key` (the item's KEY option, as table columns: see
+  `stratum.connectors.pushdown.source_key`) when given, else the primary key (composite
+  allowed), else the unique key with the fewest columns (then the oldest) whose columns are all
+  NOT NULL and which has no predicate or expression, else none. A query: its text transpiled
+  from the dialect it is written in (`Sql.dialect`) to PostgreSQL's (as written when it is
+  PostgreSQL's), prepared (not run) to learn its columns and their types (`format_type` of the
+  result's type oids, a domain as its base type; every column nullable); its key is the KEY,
+  which must name columns it returns, else none.
+* With a `projection` (the item's options), the table source pushes the item's COLUMNS,
+  COMPUTE and WHERE into its SELECT (`stratum.connectors.pushdown` says what is pushed and
+  what stays in Python); `applied` tells which. The SELECT is then prepared on open: the
+  COMPUTE columns' types are the server's (a column copied as it is keeps its exact type), and
+  an expression the server refuses (a function it does not have) fails the open with a
+  SourceError naming that expression and the item.
 * read(after, batch_size) runs in ONE `REPEATABLE READ READ ONLY` transaction, through a
   server-side cursor fetched `batch_size` rows at a time (a batch is fetched only when the
-  previous one has been taken, so the source never holds more than one batch):
+  previous one has been taken, so the source never holds more than one batch). A table:
 
-      SELECT <columns> FROM <schema>.<table> [WHERE (k1, k2) > ($1, $2)] ORDER BY k1, k2
+      SELECT <columns | pushed-down projection>[, <hidden key columns>]
+      FROM <schema>.<table>
+      [WHERE (<pushed-down WHERE>) AND (k1, k2) > ($1, $2) AND (k1, k2) > (low) AND
+             (k1, k2) <= (high)]
+      ORDER BY k1, k2
 
+  where each condition is there only when it applies: the WHERE when pushed down, `> $1` after
+  a cursor, `> low` and `<= high` within `bounds`. A key column the projection does not output
+  is selected after it ("hidden"), for the cursor, and stripped off the rows. A query with a
+  KEY: `SELECT * FROM (<query>) AS "q" [WHERE (key) > (...) ...] ORDER BY key`; without
+  one, the query as it is.
   Without a key there is no ORDER BY, every cursor is None and `resumable` is False: the
   engine then reloads the item whole instead of resuming it. The transaction is rolled back
   (nothing was written) when the read ends, fails, is cancelled or is abandoned (at the next
   read or at close()). One read at a time per source.
   An explicit KEY is trusted to be unique and NOT NULL, as a discovered one is: a duplicate
   key value at a batch boundary, or a NULL, would be skipped by a resume.
+* Key ranges (PARTITIONS): `bounds=(low, high)`, two cursors (or None: unbounded), limits every
+  read to the rows with low < key <= high, together with the read's own `after`. `split(n)`
+  gives up to n - 1 increasing cursors that cut the rows the WHERE keeps into n ranges of
+  about equal row counts, computed by the server in one snapshot (the key of every
+  (count * i // n)-th row, by `row_number()` over the key). A source without a usable key
+  cannot be split or bounded: ConfigError.
 * Cursors are the last row's key values as JSON values: int, str, bool and (finite) float as
   they are; Decimal, date, datetime, time and UUID as their ISO/str form; bytes as hex; a
   non-finite float as "NaN"/"Infinity"/"-Infinity". On resume they are decoded back by the key
@@ -41,24 +69,35 @@ cannot use is ConfigError. The URL holds the password: it is never put in a mess
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
+import json
 import math
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Any
+from typing import Any, Self
 from uuid import UUID
 
 import anyio
 
 from stratum.connectors.base import Column, Cursor, RawBatch, Row, Schema
+from stratum.connectors.pushdown import (
+    Bounds,
+    Pushdown,
+    Pushed,
+    plan_pushdown,
+    select_sql,
+    selection,
+    transpile_query,
+)
 from stratum.connectors.sql import ErrorTable, quote, translated
 from stratum.errors import ConfigError, SourceError
-from stratum.plan.model import TableRef
+from stratum.plan.model import Options, Sql, TableRef
 
-__all__ = ["PostgresTableSource"]
+__all__ = ["PostgresQuerySource", "PostgresTableSource"]
 
 _DIALECT = "postgres"
 _DEFAULT_SCHEMA = "public"
@@ -104,6 +143,18 @@ WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid
   AND i.indpred IS NULL AND i.indexprs IS NULL AND k.ord <= i.indnkeyatts
 GROUP BY i.indexrelid, i.indisprimary
 ORDER BY i.indisprimary DESC, count(*), i.indexrelid
+"""
+
+# The type of each column of a prepared statement's result: a domain as its base type.
+_TYPES = """
+SELECT t.oid,
+       CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod)
+            ELSE format_type(t.oid, NULL) END AS type,
+       coalesce(b.typname, t.typname) AS base,
+       coalesce(b.typtype, t.typtype) AS kind
+FROM pg_catalog.pg_type t
+LEFT JOIN pg_catalog.pg_type b ON t.typtype = 'd' AND b.oid = t.typbasetype
+WHERE t.oid = ANY($1::oid[])
 """
 
 # --- cursor values ----------------------------------------------------------------------------
@@ -174,6 +225,16 @@ class _KeyColumn:
     decode: Callable[[Any], Any]
 
 
+@dataclass(frozen=True, slots=True)
+class _Described:
+    """A column of a prepared statement's result."""
+
+    name: str
+    type: str  # as format_type spells it
+    base: str  # the base type's name (a domain's base)
+    kind: str  # the base type's typtype
+
+
 def encode_cursor(values: Sequence[Any]) -> list[Any]:
     """The last row's key values as a JSON-able cursor."""
     return [encode_value(v) for v in values]
@@ -199,29 +260,42 @@ def decode_cursor(cursor: Cursor, key: Sequence[_KeyColumn], what: str) -> list[
     return values
 
 
-# --- the source -------------------------------------------------------------------------------
+# --- the sources ----------------------------------------------------------------------------
 
 
-class PostgresTableSource:
-    """Rows of one PostgreSQL table at `url`, in key order (see the module's docstring)."""
+class _PostgresReader:
+    """What the table and the query source share: the connection, the read in one snapshot
+    through a server-side cursor, cursors and bounds, split() and error translation. A
+    subclass's `_introspect` fills in what is read (see the module's docstring)."""
 
-    def __init__(self, url: str, table: TableRef, key: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, url: str, key: tuple[str, ...], bounds: Bounds | None, item: str | None
+    ) -> None:
         self._url = url  # holds the password: never put it in a message
-        self._table = table
         self._explicit_key = tuple(key)
+        self._bounds = bounds
+        self._item = item
         self._conn: Any = None
         self._errors: ErrorTable = ()
         self._roots: tuple[type[BaseException], ...] = ()
         self._schema: Schema | None = None
-        self._key: tuple[_KeyColumn, ...] = ()
+        self._order: tuple[str, ...] = ()  # the columns rows are ordered by
+        self._key: tuple[_KeyColumn, ...] = ()  # ... those of them a cursor can hold
         self._resumable = bool(key)
-        self._select = ""
+        self._items: tuple[str, ...] = ()  # the select list: the output, then hidden keys
+        self._width = 0  # the output's columns
+        self._key_at: tuple[int, ...] = ()  # each key column's place in a selected row
+        self._from = ""  # what is selected from: a table, or a query in parentheses
+        self._where: str | None = None  # the pushed-down WHERE
+        self._plain: str | None = None  # a query without a KEY: run as it is
         self._transaction: Any = None  # the transaction of the read in progress
         # Serialises the statements of a read with the late clean-up of an abandoned one.
         self._lock = anyio.Lock()
 
-    def __repr__(self) -> str:
-        return f"PostgresTableSource(<url>, {self._table.text!r})"
+    @property
+    def _name(self) -> str:
+        """What is read, for messages."""
+        raise NotImplementedError
 
     @property
     def resumable(self) -> bool:
@@ -232,7 +306,23 @@ class PostgresTableSource:
     @property
     def key(self) -> tuple[str, ...]:
         """The columns the rows are ordered (and resumed) by; () when none."""
-        return self._schema.primary_key if self._schema is not None else self._explicit_key
+        return self._order if self._schema is not None else self._explicit_key
+
+    @property
+    def bounds(self) -> Bounds | None:
+        """The key range a read is limited to: (low, high), key > low and key <= high."""
+        return self._bounds
+
+    @property
+    def applied(self) -> frozenset[str]:
+        """The item's options the source applies itself (see the table source); the query
+        source applies none: the item's COLUMNS, COMPUTE and WHERE run in Python on its rows."""
+        return frozenset()
+
+    @property
+    def select(self) -> str:
+        """The SELECT a read from the start runs (known once open)."""
+        return self._query(None, "select")[0]
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -248,7 +338,7 @@ class PostgresTableSource:
         from stratum.connectors.postgres import _errors  # noqa: PLC0415 (imports asyncpg)
 
         self._errors, self._roots = _errors.ERRORS, _errors.ROOTS
-        schema_name, table = self._names()
+        self._check_names()
         with self._translated("connecting to PostgreSQL"):
             try:
                 conn = await asyncpg.connect(
@@ -260,21 +350,343 @@ class PostgresTableSource:
             except ValueError as exc:  # a DSN that urllib cannot split; the message is safe
                 raise ConfigError(f"the PostgreSQL URL cannot be used: {exc}") from exc
         try:
-            with self._translated(f"reading the definition of {self._table.text}"):
+            with self._translated(f"reading the definition of {self._name}"):
                 await _install_codecs(conn)
                 if self._schema is None:
-                    await self._introspect(conn, schema_name, table)
+                    await self._introspect(conn)
         except BaseException:
             conn.terminate()
             raise
         self._conn = conn
 
-    async def _introspect(self, conn: Any, schema_name: str, table: str) -> None:
+    def _check_names(self) -> None:
+        """ConfigError for what cannot be read at all, before connecting."""
+
+    async def _introspect(self, conn: Any) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        self._transaction = None
+        if conn is None or conn.is_closed():
+            return
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(_CLOSE_TIMEOUT) as scope:
+                with contextlib.suppress(Exception):  # closing ends the transaction too
+                    await conn.close(timeout=_CLOSE_TIMEOUT)
+            if scope.cancelled_caught or not conn.is_closed():
+                conn.terminate()
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # --- describing ---------------------------------------------------------------------------
+
+    async def _describe(
+        self, conn: Any, sql: str, pushed: Sequence[Pushed] = ()
+    ) -> list[_Described]:
+        """The columns `sql` returns, with their types as the server resolves them (a domain
+        as its base type), from the prepared statement, without running it. When the server
+        refuses it, the pushed-down expression it refuses is named (SourceError)."""
+        try:
+            with self._translated(f"describing the SELECT of {self._name}"):
+                statement = await conn.prepare(sql)
+                attributes = statement.get_attributes()
+                oids = sorted({attribute.type.oid for attribute in attributes})
+                types = {r["oid"]: r for r in await conn.fetch(_TYPES, oids)}
+        except SourceError as exc:
+            if not pushed:
+                raise
+            raise await self._refused(conn, pushed, exc) from exc
+        if pushed:
+            await self._check_one_row_each(conn, sql, pushed)
+        return [
+            _Described(
+                a.name,
+                types[a.type.oid]["type"],
+                types[a.type.oid]["base"],
+                types[a.type.oid]["kind"],
+            )
+            for a in attributes
+        ]
+
+    async def _check_one_row_each(self, conn: Any, sql: str, pushed: Sequence[Pushed]) -> None:
+        """ConfigError when a COMPUTE holds a set-returning function, which would turn one
+        row into several: its plan has more ProjectSet nodes than the table's (a view may have
+        its own)."""
+        computes = [p for p in pushed if p.label != "WHERE"]
+        if not computes:
+            return
+
+        async def sets(statement: str) -> int:
+            with self._translated(f"describing the SELECT of {self._name}"):
+                plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {statement}")
+            text = plan if isinstance(plan, str) else json.dumps(plan)
+            return text.count('"ProjectSet"')
+
+        table = await sets(f"SELECT 1 FROM {self._from}")
+        if await sets(sql) <= table:
+            return
+        who = f"item '{self._item}'" if self._item else self._name
+        for expression in computes:
+            if await sets(f"SELECT {expression.sql} FROM {self._from}") > table:
+                raise ConfigError(
+                    f"{who}: {expression.label} {expression.written!r} returns a set of rows "
+                    "(a set-returning function): COMPUTE sees one row at a time"
+                )
+        raise ConfigError(f"{who}: the pushed-down COMPUTE would return a set of rows per row")
+
+    async def _refused(
+        self, conn: Any, pushed: Sequence[Pushed], error: SourceError
+    ) -> SourceError:
+        """The error naming the first pushed-down expression the server refuses alone."""
+        who = f"item '{self._item}'" if self._item else self._name
+        for expression in pushed:
+            probe = (
+                f"SELECT 1 FROM {self._from} WHERE {expression.sql}"
+                if expression.label == "WHERE"
+                else f"SELECT {expression.sql} FROM {self._from}"
+            )
+            try:
+                with self._translated(f"checking {expression.label} of {self._name}"):
+                    await conn.prepare(probe)
+            except SourceError as exc:  # the server refuses it: say so in its words
+                cause = exc.__cause__
+                reason = _describe_error(cause) if cause is not None else str(exc)
+                return SourceError(
+                    f"{who}: PostgreSQL refuses {expression.label} {expression.written!r} "
+                    f"(sent as {expression.sql!r}): {reason}"
+                )
+        shown = "; ".join(f"{p.label} {p.written!r}" for p in pushed)
+        return SourceError(
+            f"{who}: PostgreSQL refuses the SELECT pushed down to it ({shown}): {error}"
+        )
+
+    # --- reading ------------------------------------------------------------------------------
+
+    async def schema(self) -> Schema:
+        if self._schema is None:
+            raise SourceError(f"{self._name}: the PostgreSQL source is not open")
+        return self._schema
+
+    async def total_rows(self) -> int | None:
+        """None: PostgreSQL knows no exact row count short of a full scan (see the module)."""
+        return None
+
+    def read(self, after: Cursor, batch_size: int) -> AsyncIterator[RawBatch]:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        return self._read(after, batch_size)
+
+    async def _read(self, after: Cursor, batch_size: int) -> AsyncIterator[RawBatch]:
+        what = f"reading {self._name}"
+        if self._schema is None:
+            raise SourceError(f"{what}: the PostgreSQL source is not open")
+        sql, args = self._query(after, what)
+        if self._conn is None or self._conn.is_closed():
+            await self.open()  # the connection was lost: a retried read reconnects
+        conn = self._conn
+        key_at = self._key_at if self._resumable else ()
+        width = self._width if self._plain is None else None
+        transaction = await self._begin(conn, what)
+        try:
+            async with self._lock:
+                with self._translated(what):
+                    cursor = await conn.cursor(sql, *args)
+            ordinal = 0
+            while True:
+                async with self._lock:
+                    with self._translated(what, values=True):
+                        records = await cursor.fetch(batch_size)
+                if not records:
+                    break
+                last = records[-1]
+                next_cursor: Cursor = encode_cursor([last[i] for i in key_at]) if key_at else None
+                if width is not None and width < len(last):
+                    rows: list[Row] = [tuple(r)[:width] for r in records]  # hidden keys off
+                else:
+                    rows = [tuple(r) for r in records]
+                del records, last
+                positions = list(range(ordinal + 1, ordinal + len(rows) + 1))
+                ordinal += len(rows)
+                yield RawBatch(rows, positions, cursor=next_cursor, nbytes=_estimate(rows))
+                del rows
+                if len(positions) < batch_size:
+                    break
+        finally:
+            # Also when the consumer stops early, fails, is cancelled, or the generator is
+            # finalised late (by then another read may have ended this transaction already).
+            with anyio.CancelScope(shield=True):
+                async with self._lock:
+                    await self._end(transaction)
+
+    async def _begin(self, conn: Any, what: str) -> Any:
+        """Start a read's snapshot: one REPEATABLE READ READ ONLY transaction."""
+        transaction = conn.transaction(isolation="repeatable_read", readonly=True)
+        async with self._lock:
+            # A read left unfinished (its generator never closed) still holds its transaction.
+            await self._end(self._transaction)
+            with self._translated(what):
+                await transaction.start()
+            self._transaction = transaction
+        return transaction
+
+    def _query(self, after: Cursor, what: str) -> tuple[str, list[Any]]:
+        if self._plain is not None:  # a query without a KEY: as it is, whole
+            if after is not None:
+                raise SourceError(
+                    f"{what}: cannot resume after {after!r}: the query has no KEY to resume "
+                    "after (the item must be reloaded whole)"
+                )
+            if self._bounds is not None:
+                raise ConfigError(f"{what}: a query without a KEY cannot be read by key range")
+            return self._plain, []
+        conditions = [f"({self._where})"] if self._where is not None else []
+        args: list[Any] = []
+
+        def compare(operator: str, cursor: Cursor) -> None:
+            values = decode_cursor(cursor, self._key, what)
+            columns = ", ".join(quote(k.name, _DIALECT) for k in self._key)
+            first = len(args) + 1
+            params = ", ".join(f"${i}" for i in range(first, first + len(values)))
+            conditions.append(f"({columns}) {operator} ({params})")
+            args.extend(values)
+
+        if after is not None:
+            if not self._resumable:
+                raise SourceError(
+                    f"{what}: cannot resume after {after!r}: the table has no key to resume "
+                    "after (the item must be reloaded whole)"
+                )
+            compare(">", after)
+        if self._bounds is not None:
+            self._check_splittable("read by key range")
+            low, high = self._bounds
+            if low is not None:
+                compare(">", low)
+            if high is not None:
+                compare("<=", high)
+        order = [quote(k, _DIALECT) for k in self._order]
+        return select_sql(self._items, self._from, conditions, order), args
+
+    async def _end(self, transaction: Any) -> None:
+        """Roll back a read's transaction (read-only: nothing to commit), with `_lock` held, so
+        it never interleaves another read's statements on the connection."""
+        if transaction is None:
+            return
+        if self._transaction is transaction:
+            self._transaction = None
+        await _rollback(transaction)
+
+    # --- partitions ---------------------------------------------------------------------------
+
+    async def split(self, parts: int) -> list[Cursor]:
+        """Up to `parts - 1` increasing cursors that cut the rows (those the WHERE keeps) into
+        `parts` key ranges of about equal row counts: (None, c1], (c1, c2], ... (cn, None], to
+        pass as `bounds`. Computed in one snapshot: the rows are counted, then the key of every
+        (n * i // parts)-th row in key order is taken (row_number() over the key). Fewer
+        cursors when there are fewer rows than parts. ConfigError when there is no key.
+        Ends a read left unfinished on this source, as a new read does."""
+        if parts < 1:
+            raise ValueError(f"parts must be at least 1, got {parts}")
+        what = f"splitting {self._name} into {parts} parts"
+        if self._conn is None or self._conn.is_closed():
+            await self.open()
+        self._check_splittable("split into PARTITIONS")
+        if parts == 1:
+            return []
+        columns = ", ".join(quote(k.name, _DIALECT) for k in self._key)
+        where = f" WHERE ({self._where})" if self._where is not None else ""
+        number = quote("stratum_row_number", _DIALECT)
+        count = f"SELECT count(*) FROM {self._from}{where}"
+        sample = (
+            f"SELECT {columns} FROM (SELECT {columns}, row_number() OVER (ORDER BY {columns}) "
+            f"AS {number} FROM {self._from}{where}) AS {quote('s', _DIALECT)} "
+            f"WHERE {number} = ANY($1::bigint[]) ORDER BY {number}"
+        )
+        conn = self._conn
+        transaction = await self._begin(conn, what)
+        try:
+            async with self._lock:
+                with self._translated(what, values=True):
+                    total = await conn.fetchval(count)
+                    rows = {i * total // parts for i in range(1, parts)} - {0}
+                    found = await conn.fetch(sample, sorted(rows)) if rows else []
+        finally:
+            with anyio.CancelScope(shield=True):
+                async with self._lock:
+                    await self._end(transaction)
+        return [encode_cursor(list(record)) for record in found]
+
+    def _check_splittable(self, doing: str) -> None:
+        if not self._order:
+            raise ConfigError(
+                f"{self._name} cannot be {doing}: PARTITIONS needs a primary or unique key "
+                "of NOT NULL columns (or a KEY) to cut the rows into key ranges"
+            )
+        if not self._resumable:
+            raise ConfigError(
+                f"{self._name} cannot be {doing}: its key "
+                f"({', '.join(self._order)}) has a column of a type that cannot be a cursor; "
+                "give it a KEY of other columns"
+            )
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _translated(self, what: str, *, values: bool = False) -> AbstractContextManager[None]:
+        """Driver exceptions as Stratum's: ConnectionLost, ConfigError, else SourceError. With
+        `values`, Python's conversion errors (a value asyncpg cannot decode) are SourceError."""
+        return translated(
+            what, self._errors, values=values, fallback=self._roots, terminal=SourceError
+        )
+
+
+class PostgresTableSource(_PostgresReader):
+    """Rows of one PostgreSQL table at `url`, in key order (see the module's docstring)."""
+
+    def __init__(
+        self,
+        url: str,
+        table: TableRef,
+        key: tuple[str, ...] = (),
+        *,
+        projection: Options | None = None,
+        bounds: Bounds | None = None,
+        item: str | None = None,
+    ) -> None:
+        super().__init__(url, key, bounds, item)
+        self._table = table
+        self._projection = projection
+        self._pushdown: Pushdown | None = None
+
+    def __repr__(self) -> str:
+        return f"PostgresTableSource(<url>, {self._table.text!r})"
+
+    @property
+    def _name(self) -> str:
+        return self._table.text
+
+    @property
+    def applied(self) -> frozenset[str]:
+        """The item's options the SELECT applies ("columns", "compute", "where"); known once
+        open. `stratum.connectors.pushdown.remaining_options` leaves the rest to the
+        Transformer."""
+        return self._pushdown.applied if self._pushdown is not None else frozenset()
+
+    def _check_names(self) -> None:
+        self._names()
+
+    async def _introspect(self, conn: Any) -> None:
+        schema_name, table = self._names()
         oid = await conn.fetchval(_RELATION, schema_name, table)
         if oid is None:
             raise SourceError(await self._missing(conn, schema_name, table))
         rows = await conn.fetch(_COLUMNS, oid)
-        columns = tuple(Column(r["name"], r["type"], not r["notnull"]) for r in rows)
+        columns = tuple(Column(r["name"], r["type"], not r["notnull"], r["type"]) for r in rows)
         decoders = {r["name"]: _decoder(r["base"], r["kind"]) for r in rows}
         types = {c.name: c.type for c in columns}
         if self._explicit_key:
@@ -302,16 +714,37 @@ class PostgresTableSource:
                 if index["primary"] or index["notnull"]:
                     key = tuple(index["columns"])
                     break
-        self._schema = Schema(columns, primary_key=key)
         usable = [(name, decoders[name]) for name in key]
         self._key = tuple(
             _KeyColumn(name, types[name], decode) for name, decode in usable if decode is not None
         )
+        self._order = key
         self._resumable = bool(key) and len(self._key) == len(key)
-        self._select = (
-            f"SELECT {', '.join(quote(c.name, _DIALECT) for c in columns)} "
-            f"FROM {quote(schema_name, _DIALECT)}.{quote(table, _DIALECT)}"
-        )
+        self._from = f"{quote(schema_name, _DIALECT)}.{quote(table, _DIALECT)}"
+        pushdown = plan_pushdown(columns, self._projection, _DIALECT)
+        selected = selection(pushdown, key, _DIALECT)
+        self._items, self._width, self._key_at = selected.items, selected.width, selected.key_at
+        self._where = pushdown.where
+        by_name = {c.name: c for c in columns}
+        output: list[Column] = []
+        if pushdown.applied:  # the server says what the SELECT returns, and checks it
+            outputs = [o.sql for o in pushdown.outputs]
+            conditions = [f"({pushdown.where})"] if pushdown.where is not None else []
+            sql = select_sql(outputs, self._from, conditions, ())
+            described = await self._describe(conn, sql, pushdown.pushed)
+            for result, described_column in zip(pushdown.outputs, described, strict=True):
+                if result.source is not None:  # a column as it is keeps its exact type
+                    output.append(dataclasses.replace(by_name[result.source], name=result.name))
+                else:
+                    output.append(
+                        Column(result.name, described_column.type, native=described_column.type)
+                    )
+        else:
+            output = list(columns)
+        copied = {o.source: o.name for o in reversed(pushdown.outputs) if o.source is not None}
+        primary_key = tuple(copied[k] for k in key) if all(k in copied for k in key) else ()
+        self._pushdown = pushdown
+        self._schema = Schema(tuple(output), primary_key=primary_key)
 
     async def _missing(self, conn: Any, schema_name: str, table: str) -> str:
         tables = [r[0] for r in await conn.fetch(_RELATIONS_OF_SCHEMA, schema_name)]
@@ -329,129 +762,86 @@ class PostgresTableSource:
                 message += f" (did you mean {', '.join(repr(s) for s in close)}?)"
         return message
 
-    async def close(self) -> None:
-        conn, self._conn = self._conn, None
-        self._transaction = None
-        if conn is None or conn.is_closed():
-            return
-        with anyio.CancelScope(shield=True):
-            with anyio.move_on_after(_CLOSE_TIMEOUT) as scope:
-                with contextlib.suppress(Exception):  # closing ends the transaction too
-                    await conn.close(timeout=_CLOSE_TIMEOUT)
-            if scope.cancelled_caught or not conn.is_closed():
-                conn.terminate()
-
-    async def __aenter__(self) -> PostgresTableSource:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    # --- reading ------------------------------------------------------------------------------
-
-    async def schema(self) -> Schema:
-        if self._schema is None:
-            raise SourceError(f"{self._table.text}: the PostgreSQL source is not open")
-        return self._schema
-
-    async def total_rows(self) -> int | None:
-        """None: PostgreSQL knows no exact row count short of a full scan (see the module)."""
-        return None
-
-    def read(self, after: Cursor, batch_size: int) -> AsyncIterator[RawBatch]:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        return self._read(after, batch_size)
-
-    async def _read(self, after: Cursor, batch_size: int) -> AsyncIterator[RawBatch]:
-        what = f"reading {self._table.text}"
-        if self._schema is None:
-            raise SourceError(f"{what}: the PostgreSQL source is not open")
-        sql, args = self._query(after, what)
-        if self._conn is None or self._conn.is_closed():
-            await self.open()  # the connection was lost: a retried read reconnects
-        conn = self._conn
-        key_at = [self._schema.names.index(k.name) for k in self._key] if self._resumable else []
-        transaction = conn.transaction(isolation="repeatable_read", readonly=True)
-        async with self._lock:
-            # A read left unfinished (its generator never closed) still holds its transaction.
-            await self._end(self._transaction)
-            with self._translated(what):
-                await transaction.start()
-            self._transaction = transaction
-        try:
-            async with self._lock:
-                with self._translated(what):
-                    cursor = await conn.cursor(sql, *args)
-            ordinal = 0
-            while True:
-                async with self._lock:
-                    with self._translated(what, values=True):
-                        records = await cursor.fetch(batch_size)
-                if not records:
-                    break
-                rows: list[Row] = [tuple(r) for r in records]
-                del records
-                last = rows[-1]
-                next_cursor: Cursor = (
-                    encode_cursor([last[i] for i in key_at]) if self._resumable else None
-                )
-                positions = list(range(ordinal + 1, ordinal + len(rows) + 1))
-                ordinal += len(rows)
-                yield RawBatch(rows, positions, cursor=next_cursor, nbytes=_estimate(rows))
-                del rows
-                if len(positions) < batch_size:
-                    break
-        finally:
-            # Also when the consumer stops early, fails, is cancelled, or the generator is
-            # finalised late (by then another read may have ended this transaction already).
-            with anyio.CancelScope(shield=True):
-                async with self._lock:
-                    await self._end(transaction)
-
-    def _query(self, after: Cursor, what: str) -> tuple[str, list[Any]]:
-        assert self._schema is not None
-        key = self._schema.primary_key
-        order = f" ORDER BY {', '.join(quote(k, _DIALECT) for k in key)}" if key else ""
-        if after is None:
-            return self._select + order, []
-        if not self._resumable:
-            raise SourceError(
-                f"{what}: cannot resume after {after!r}: the table has no key to resume after "
-                "(the item must be reloaded whole)"
-            )
-        values = decode_cursor(after, self._key, what)
-        columns = ", ".join(quote(k.name, _DIALECT) for k in self._key)
-        params = ", ".join(f"${i}" for i in range(1, len(values) + 1))
-        return f"{self._select} WHERE ({columns}) > ({params}){order}", values
-
-    async def _end(self, transaction: Any) -> None:
-        """Roll back a read's transaction (read-only: nothing to commit), with `_lock` held, so
-        it never interleaves another read's statements on the connection."""
-        if transaction is None:
-            return
-        if self._transaction is transaction:
-            self._transaction = None
-        await _rollback(transaction)
-
-    # --- helpers ------------------------------------------------------------------------------
-
     def _names(self) -> tuple[str, str]:
         if self._table.table is None:
             raise ConfigError(f"{self._table.text} names no table to read")
         return self._table.schema or _DEFAULT_SCHEMA, self._table.table
 
-    def _translated(self, what: str, *, values: bool = False) -> AbstractContextManager[None]:
-        """Driver exceptions as Stratum's: ConnectionLost, ConfigError, else SourceError. With
-        `values`, Python's conversion errors (a value asyncpg cannot decode) are SourceError."""
-        return translated(
-            what, self._errors, values=values, fallback=self._roots, terminal=SourceError
-        )
+
+class PostgresQuerySource(_PostgresReader):
+    """The rows of a query (MIGRATE QUERY) run on the PostgreSQL server at `url`: in KEY order
+    and resumable with a KEY, else whole (see the module's docstring)."""
+
+    def __init__(
+        self,
+        url: str,
+        sql: Sql,
+        key: tuple[str, ...] = (),
+        *,
+        bounds: Bounds | None = None,
+        item: str | None = None,
+    ) -> None:
+        super().__init__(url, key, bounds, item)
+        self._sql = sql
+        self._text = ""
+
+    def __repr__(self) -> str:
+        return f"PostgresQuerySource(<url>, item={self._item!r})"
+
+    @property
+    def _name(self) -> str:
+        return f"the query of item '{self._item}'" if self._item else "the query"
+
+    async def _introspect(self, conn: Any) -> None:
+        text = transpile_query(self._sql, _DIALECT)
+        described = await self._describe(conn, text)
+        columns = tuple(Column(d.name, d.type, native=d.type) for d in described)
+        names = [d.name for d in described]
+        key = self._explicit_key
+        if key:
+            missing = [k for k in key if k not in names]
+            if missing or len(set(key)) != len(key):
+                raise ConfigError(
+                    f"{self._name}: KEY ({', '.join(key)}) names "
+                    + (
+                        f"columns the query does not return: {missing}"
+                        if missing
+                        else "a column twice"
+                    )
+                    + f"; it returns {', '.join(names)}"
+                )
+            by_name = {d.name: d for d in described}
+            decoders = {k: _decoder(by_name[k].base, by_name[k].kind) for k in key}
+            unusable = [k for k in key if decoders[k] is None]
+            if unusable:
+                raise ConfigError(
+                    f"{self._name}: KEY column(s) "
+                    + ", ".join(f"{k!r} ({by_name[k].type})" for k in unusable)
+                    + " cannot be resumed after; name columns of another type"
+                )
+            self._key = tuple(
+                _KeyColumn(k, by_name[k].type, decode)
+                for k in key
+                if (decode := decoders[k]) is not None
+            )
+            self._order = key
+            self._resumable = True
+            self._items = ("*",)
+            self._width = len(columns)
+            self._key_at = tuple(names.index(k) for k in key)
+            self._from = f"({text}) AS {quote('q', _DIALECT)}"
+        else:
+            self._plain = text
+            self._resumable = False
+            self._width = len(columns)
+        self._text = text
+        self._schema = Schema(columns, primary_key=key)
 
 
 async def _install_codecs(conn: Any) -> None:
-    """json and jsonb arrive as Python objects (dict, list, str, number, bool)."""
+    """json and jsonb arrive as Python objects (dict, list, str, number, bool); bit strings,
+    intervals and infinite dates as the destination writes them (`_codecs`: '0101', '1 year 2
+    mons', 'infinity')."""
     from stratum.connectors.postgres import _codecs  # noqa: PLC0415 (with the driver)
 
     for name, encoder, decoder in (
@@ -461,6 +851,7 @@ async def _install_codecs(conn: Any) -> None:
         await conn.set_type_codec(
             name, schema="pg_catalog", encoder=encoder, decoder=decoder, format="binary"
         )
+    await _codecs.install_value_codecs(conn)
 
 
 async def _rollback(transaction: Any) -> None:
@@ -472,6 +863,12 @@ async def _rollback(transaction: Any) -> None:
         contextlib.suppress(Exception),
     ):
         await transaction.rollback()  # when already ended, asyncpg refuses without a round trip
+
+
+def _describe_error(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    detail = getattr(exc, "detail", None)
+    return f"{text} ({detail})" if isinstance(detail, str) and detail else text
 
 
 def _estimate(rows: Sequence[Row]) -> int:

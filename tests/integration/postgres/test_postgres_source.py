@@ -4,6 +4,7 @@ time, hostile names, and errors translated into Stratum's tree."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import sys
@@ -23,6 +24,11 @@ from stratum.connectors.postgres import PostgresTableSource
 from stratum.errors import ConfigError, ConnectionLost, SourceError
 from stratum.plan.model import TableRef
 from tests.support.databases import ThrowawayDatabase
+
+
+def without_native(columns: tuple[Column, ...]) -> tuple[Column, ...]:
+    """The columns without the source's own type names (asserted on their own elsewhere)."""
+    return tuple(dataclasses.replace(c, native=None) for c in columns)
 
 
 def _name(prefix: str) -> str:
@@ -77,7 +83,7 @@ async def test_schema_columns_types_and_primary_key(
         assert isinstance(source, Source)
         assert isinstance(source, SizedSource)
         schema = await source.schema()
-        assert schema.columns == (
+        assert without_native(schema.columns) == (
             Column("id", "bigint", False),
             Column("customer", "integer", False),
             Column("amount", "numeric(12,2)", True),

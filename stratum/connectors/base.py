@@ -6,7 +6,18 @@ resume restarts after. A destination writes rows *and* the item's checkpoint in 
 transaction, which is what makes a batch land exactly once (see architecture/engine.md).
 
 Values in rows are Python objects of the column's type: str, int, float, Decimal, bool,
-datetime.date/datetime/time, bytes, dict/list (JSON), or None.
+datetime.date/datetime/time, bytes, dict/list (JSON), or None. A few types have no Python
+type of their own and travel as text, exactly:
+
+* bit strings (`bit varying(n)`, `bit(n)`): a `str` of '0'/'1' characters, most significant
+  bit first, one character per bit (a MySQL BIT(n) value has exactly n, leading zeros kept);
+* intervals (`interval`): a `str` in PostgreSQL's own output form ('1 year 2 mons 3 days
+  04:05:06.5'), which keeps months and days apart, as a timedelta cannot;
+* PostgreSQL's infinite dates and timestamps: the `str`s 'infinity' and '-infinity' (no
+  Python date holds them; date.max is the real 9999-12-31).
+
+In JSON values, a number that a float cannot hold exactly (0.1000000000000000000001) is a
+Decimal; destinations write it with every digit, or reject the row.
 """
 
 from __future__ import annotations
@@ -35,6 +46,9 @@ class Column:
     name: str
     type: str
     nullable: bool = True
+    # the type as the source database spells it ("tinyint(1) unsigned"), which CAST TYPE rules
+    # match; None when the source has no types of its own (files)
+    native: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +157,8 @@ class Destination(Protocol):
     ) -> Checkpoint:
         """One-time steps, in one transaction with the checkpoint that records them: create
         the target from `schema` when it does not exist ("create"), empty it for MODE full
-        ("truncate"). Steps already in `checkpoint.steps` are never done again."""
+        ("truncate"). Steps already in `checkpoint.steps` are never done again, and `schema` is
+        only read to create the target (with "create" done it may have no columns)."""
         ...
 
     async def write(  # noqa: PLR0917 (the protocol mirrors the transaction's parts)
@@ -182,4 +197,33 @@ class Destination(Protocol):
     async def columns(self, target: TableRef) -> tuple[Column, ...] | None:
         """An existing target's columns, types spelt as PostgreSQL spells them, in table order;
         None when the target does not exist. Rows are coerced to these types before writing."""
+        ...
+
+
+class DdlStatement(Protocol):
+    """A schema statement (`stratum.schema.ddl.Statement`): its SQL in the destination's
+    dialect, what it does (for messages), and a query that returns a row when its effect is
+    already there (None when the statement is idempotent by itself)."""
+
+    @property
+    def sql(self) -> str: ...
+
+    @property
+    def what(self) -> str: ...
+
+    @property
+    def done(self) -> str | None: ...
+
+
+@runtime_checkable
+class SchemaDestination(Destination, Protocol):
+    """A destination that can build a copied database's schema (MIGRATE DATABASE)."""
+
+    async def apply_ddl(
+        self, statements: Sequence[DdlStatement], checkpoint: Checkpoint | None
+    ) -> None:
+        """Run each statement whose `done` query finds nothing, then save `checkpoint` (when
+        given): all in one transaction where DDL is transactional (PostgreSQL); statement by
+        statement where it is not (MySQL), which `done` makes safe to redo. A statement the
+        server refuses raises DestinationError naming `what`."""
         ...

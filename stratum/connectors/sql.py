@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import operator
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -103,13 +104,18 @@ def check_identifier(name: str, max_length: int, *, in_bytes: bool = False) -> N
         )
 
 
+_BIT_VARYING = re.compile(r"\bbit\s+varying\b", re.IGNORECASE)
+
+
 @lru_cache(maxsize=1024)
 def parse_type(type_: str, column: str = "") -> exp.DataType:
     """A PostgreSQL type spelling, parsed (as the target of a CAST, so that nothing may follow
     it). Raises DestinationError when it is not a type. The result is shared: do not modify."""
     where = f" of column {column!r}" if column else ""
+    # sqlglot reads PostgreSQL's `varbit` but not its long spelling
+    spelt = _BIT_VARYING.sub("varbit", type_)
     try:
-        cast = sqlglot.parse_one(f"CAST(NULL AS {type_})", read="postgres")
+        cast = sqlglot.parse_one(f"CAST(NULL AS {spelt})", read="postgres")
     except (SqlglotError, ValueError, AttributeError, TypeError) as exc:
         raise DestinationError(f"type {type_!r}{where} is not a SQL type") from exc
     if not isinstance(cast, exp.Cast) or not isinstance(cast.to, exp.DataType):

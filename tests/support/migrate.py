@@ -55,7 +55,7 @@ class Migrate:
     plan: Path
     state_dir: Path
 
-    def command(self) -> list[str]:
+    def command(self, extra: tuple[str, ...] = ()) -> list[str]:
         return [
             sys.executable,
             "-m",
@@ -66,6 +66,7 @@ class Migrate:
             str(self.state_dir),
             "--log-format",
             "json",
+            *extra,
         ]
 
     def env(self, failpoints: str | None = None) -> dict[str, str]:
@@ -78,10 +79,10 @@ class Migrate:
         return env
 
     def run(
-        self, failpoints: str | None = None, timeout: float = 120
+        self, failpoints: str | None = None, timeout: float = 120, extra: tuple[str, ...] = ()
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            self.command(),
+            self.command(extra),
             env=self.env(failpoints),
             capture_output=True,
             text=True,

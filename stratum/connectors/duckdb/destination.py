@@ -16,12 +16,19 @@ the rows were applied one by one) and use `INSERT ... ON CONFLICT (key) DO UPDAT
 Names are qualified with the database's catalog (`"file"."schema"."table"`), so a schema that
 happens to share the file's name cannot be mistaken for it. The session time zone is UTC: a
 naive datetime written to a timestamptz column is taken as UTC.
+
+Bit strings (`bit varying(n)`, `bit(n)`: '0'/'1' strs in rows) are stored as text, exactly as
+they are (`_duckdb_schema` says why not DuckDB's BIT). A target Stratum creates gets text for
+a named type DuckDB does not have (a PostgreSQL enum or domain, inet: `_known_types`).
+Intervals (PostgreSQL's text in rows) and the dates 'infinity'/'-infinity' are cast by DuckDB,
+which keeps months, days and microseconds apart as PostgreSQL does.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -52,6 +59,7 @@ from stratum.connectors.sql import (
     create_table_sql,
     last_row_per_key,
     on_conflict_sql,
+    parse_type,
     quote,
     quoted_list,
     target_names,
@@ -70,6 +78,8 @@ T = TypeVar("T")
 A = TypeVar("A")
 
 _DIALECT = "duckdb"
+_INTERVAL = exp.DataType.Type.INTERVAL
+_NAMED_TYPES = {exp.DataType.Type.USERDEFINED, exp.DataType.Type.INET}
 _DEFAULT_SCHEMA = "main"
 
 
@@ -191,13 +201,21 @@ class DuckDBDestination:
     ) -> Checkpoint:
         qualified = self._qualified(target)
         schema_name = quote(self._catalog, _DIALECT) + "." + quote(_schema(target), _DIALECT)
-        create = create_table_sql(qualified, schema, _DIALECT)
+        creatable = _duckdb_schema(schema)
+        create = (
+            None
+            if "create" in checkpoint.steps
+            else create_table_sql(qualified, creatable, _DIALECT)  # a bad type fails here
+        )
 
         def steps(conn: DuckDBPyConnection) -> Checkpoint:
             done = list(checkpoint.steps)
-            if "create" not in done:
+            if create is not None:
                 conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema_name}")
-                conn.execute(create)
+                known = _known_types(conn, creatable)
+                conn.execute(
+                    create if known is creatable else create_table_sql(qualified, known, _DIALECT)
+                )
                 done.append("create")
             if mode == Mode.FULL and "truncate" not in done:
                 conn.execute(f"TRUNCATE {qualified}")
@@ -222,9 +240,11 @@ class DuckDBDestination:
         commit: bool = True,
     ) -> None:
         upsert = upsert_key(mode, key)
+        schema = _duckdb_schema(schema)
         insert = self._insert_sql(target, schema, upsert)
         what = f"writing {len(rows)} rows to {target.text}"
         check_rows(target, schema, rows)
+        rows = _duckdb_intervals(schema, rows)
 
         def work(conn: DuckDBPyConnection) -> None:
             if rows:
@@ -383,6 +403,68 @@ def _schema(target: TableRef) -> str:
 
 def _table(target: TableRef) -> str:
     return target_names(target, _DEFAULT_SCHEMA)[1]
+
+
+_BIT_STRING = re.compile(r"\s*(bit(\s+varying)?|varbit)\s*(\(\s*\d+\s*\))?\s*", re.IGNORECASE)
+
+
+def _duckdb_schema(schema: Schema) -> Schema:
+    """`schema` with bit strings (bit(n), bit varying(n)) as text: their values, '0'/'1' strs,
+    are stored as they are. DuckDB's own BIT would hold them too, but reads back as `bit`,
+    which the engine cannot match with the item's bit varying(n), so every run (which coerces
+    rows to the existing target's types) would fail."""
+    if not any(_BIT_STRING.fullmatch(c.type) for c in schema.columns):
+        return schema
+    columns = tuple(
+        replace(c, type="text") if _BIT_STRING.fullmatch(c.type) else c for c in schema.columns
+    )
+    return replace(schema, columns=columns)
+
+
+def _known_types(conn: DuckDBPyConnection, schema: Schema) -> Schema:
+    """`schema` with the named types DuckDB does not have as text: a PostgreSQL enum or domain,
+    citext, inet without its extension (sqlglot reads such names as user-defined types). The
+    engine then converts their values to text exactly, as for an existing text column (a
+    label, an address as PostgreSQL prints it). `schema` itself when DuckDB knows them all."""
+    named = {
+        c.name: c.type.strip().lower()
+        for c in schema.columns
+        if parse_type(c.type, c.name).this in _NAMED_TYPES
+    }
+    if not named:
+        return schema
+    found = conn.execute(
+        "SELECT DISTINCT lower(type_name) FROM duckdb_types() WHERE lower(type_name) IN "
+        f"({', '.join('?' for _ in named)})",
+        list(named.values()),
+    ).fetchall()
+    known = {str(row[0]) for row in found}
+    missing = {name for name, type_ in named.items() if type_ not in known}
+    if not missing:
+        return schema
+    columns = tuple(replace(c, type="text") if c.name in missing else c for c in schema.columns)
+    return replace(schema, columns=columns)
+
+
+def _duckdb_intervals(schema: Schema, rows: Sequence[Row]) -> Sequence[Row]:
+    """Intervals as PostgreSQL prints them ('-1 years +3 days') without the '+' that marks a
+    positive field after a negative one: DuckDB refuses it, and reads each field with its own
+    sign anyway."""
+    at = [
+        i
+        for i, c in enumerate(schema.columns)
+        if not _BIT_STRING.fullmatch(c.type) and parse_type(c.type, c.name).this == _INTERVAL
+    ]
+    if not at or not rows:
+        return rows
+    out = []
+    for row in rows:
+        values = list(row)
+        for i in at:
+            if isinstance(values[i], str):
+                values[i] = values[i].replace("+", "")
+        out.append(tuple(values))
+    return out
 
 
 def _pg_type(duck_type: str) -> str:

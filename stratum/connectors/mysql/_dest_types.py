@@ -2,29 +2,62 @@
 
 Types arrive spelt as PostgreSQL spells them and are parsed by sqlglot (`parse_type`), so a type
 string cannot smuggle SQL in. Most are written by sqlglot in MySQL's dialect; where its result is
-not valid (or not faithful) MySQL DDL, this table decides:
+not valid (or not faithful) MySQL DDL, this table decides. The last column says what a value
+becomes, and which values are refused (the row is rejected with the reason, never changed):
 
-    PostgreSQL              MySQL / MariaDB              why
-    text, varchar (no n)    LONGTEXT                     TEXT stops at 64 KiB
-    varchar(n), char(n)     VARCHAR(n), CHAR(n)
-    bytea                   LONGBLOB                     VARBINARY needs a length
-    jsonb, json             JSON                         MariaDB: LONGTEXT CHECK (JSON_VALID)
-    text[] (any array)      JSON                         no arrays; stored as a JSON array
-    boolean                 TINYINT(1)                   what BOOLEAN means in MySQL
-    numeric (no precision)  DECIMAL(65,30)               a bare DECIMAL is DECIMAL(10,0)
-    numeric(p,s)            DECIMAL(p,s)
-    timestamp[(p)]          DATETIME(p, default 6)       microseconds, as PostgreSQL keeps
-    timestamptz[(p)]        DATETIME(p, default 6), UTC  TIMESTAMP stops in 2038
-    time[(p)], timetz       TIME(p, default 6)
-    uuid                    CHAR(36)                     MySQL has no UUID type
-    integer, bigint, ...    INT, BIGINT, SMALLINT, DOUBLE, FLOAT, DATE (sqlglot)
+===========================  ============================  =====================================
+PostgreSQL                   MySQL / MariaDB               values
+===========================  ============================  =====================================
+text, varchar (no n)         LONGTEXT                      as they are (TEXT stops at 64 KiB)
+varchar(n), char(n)          VARCHAR(n), CHAR(n)           as they are
+bytea                        LONGBLOB                      every byte, NULs included (VARBINARY
+                                                           needs a length)
+jsonb, json                  JSON (MariaDB: LONGTEXT       JSON text; a Decimal inside is
+                             CHECK (JSON_VALID))           written with every digit
+any array (integer[],        JSON                          a JSON array, nested for 2-D arrays,
+text[], numeric[], ...)                                    NULL elements as null (MySQL has no
+                                                           arrays)
+boolean                      TINYINT(1)                    what BOOLEAN means in MySQL
+smallint, integer, bigint    SMALLINT, INT, BIGINT         as they are
+real, double precision       FLOAT, DOUBLE                 NaN and infinities refused
+numeric(p,s), p <= 65,       DECIMAL(p,s)                  every digit
+s <= min(p, 30)
+numeric (no precision), or   DECIMAL(65,30)                a bare DECIMAL is DECIMAL(10,0); a
+numeric(p,s) past MySQL's                                  value that needs more than 35 digits
+limits                                                     before the point or 30 after, NaN or
+                                                           an infinity is refused (MySQL would
+                                                           round the fraction without an error)
+timestamp[(p)]               DATETIME(p, default 6)        microseconds, as PostgreSQL keeps
+timestamptz[(p)]             DATETIME(p, default 6), UTC   converted to UTC (TIMESTAMP stops in
+                                                           2038); read back as timestamp
+date                         DATE                          'infinity'/'-infinity' refused
+                                                           (likewise for the timestamps)
+time[(p)], timetz            TIME(p, default 6)
+uuid                         CHAR(36)                      the canonical text; CHAR(36), not
+                                                           MariaDB's UUID: MySQL has none
+bit varying(n), n <= 64,     BIT(n)                        the '0'/'1' string as a number; a
+and bit(1)                                                 value of other than n bits (varbit
+                                                           holds shorter ones) is refused: BIT(n)
+                                                           would pad it with leading zeros
+bit(n), n > 1                CHAR(n)                       the '0'/'1' text (BIT(n) reads back as
+                                                           bit varying(n), another type)
+bit varying (no n, n > 64)   LONGTEXT                      the '0'/'1' text (BIT stops at 64)
+interval                     LONGTEXT                      PostgreSQL's text ('1 year 2 mons')
+inet, cidr, macaddr, xml,    LONGTEXT                      PostgreSQL's text (MariaDB's INET6
+money                                                      holds no netmask)
+enum and domain types,       LONGTEXT                      the label / the base value as text
+other unknown names
+===========================  ============================  =====================================
 
 A text or bytea column in the primary key cannot be a LONGTEXT/LONGBLOB (MySQL indexes a
 bounded prefix only): it becomes VARCHAR/VARBINARY sharing InnoDB's 3072-byte key limit. Every
 string column of the primary key is compared byte for byte (utf8mb4_bin): 'a' and 'A' are two
 keys in the source, so they must be two keys here too.
 
-`pg_type` reads a column's MySQL type back as PostgreSQL spells it (`columns()`).
+`pg_type` reads a column's MySQL type back as PostgreSQL spells it (`columns()`), the way the
+MySQL source maps it (`stratum.connectors.mysql.types`): BIT(1) is boolean, BIT(n) is bit
+varying(n), DECIMAL(65,30) is numeric. Rows are coerced to those types before they are written,
+so a bit varying(1) column's '1' arrives as True, a uuid as its text.
 """
 
 from __future__ import annotations
@@ -33,15 +66,16 @@ import math
 import re
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import UTC, date, datetime
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
 from stratum.connectors.base import Column, Row, Schema
-from stratum.connectors.sql import json_text, parse_type
+from stratum.connectors.postgres._codecs import INFINITY, NEGATIVE_INFINITY, json_exact
+from stratum.connectors.sql import parse_type
 
 __all__ = ["column_ddl", "encode_rows", "pg_type"]
 
@@ -54,6 +88,44 @@ _JSON = {T.JSON, T.JSONB}
 _DATETIMES = {T.TIMESTAMP, T.TIMESTAMPTZ, T.TIMESTAMPLTZ, T.DATETIME, T.DATETIME64}
 _TIMES = {T.TIME, T.TIMETZ}
 _FLOATS = {T.DOUBLE, T.FLOAT}
+#: Kept as PostgreSQL's text: MySQL has no such type (or none that holds every value).
+_AS_TEXT = {T.INTERVAL, T.INET, T.USERDEFINED, T.XML, T.MONEY}
+_MAX_PRECISION = 65  # DECIMAL's limits
+_MAX_SCALE = 30
+_BIT_TYPE = re.compile(
+    r"\s*(?:(?P<varying>bit\s+varying|varbit)|bit)\s*(?:\(\s*(?P<bits>\d+)\s*\))?\s*",
+    re.IGNORECASE,
+)
+_MAX_BITS = 64  # BIT's
+
+
+def _bit_type(type_: str) -> tuple[bool, int | None] | None:
+    """(varying, bits) of a bit string type (bits None: no limit), None for other types."""
+    found = _BIT_TYPE.fullmatch(type_)
+    if found is None:
+        return None
+    varying = found.group("varying") is not None
+    bits = found.group("bits")
+    return varying, int(bits) if bits else (None if varying else 1)
+
+
+def _bit_column(bits: tuple[bool, int | None]) -> int | None:
+    """The n of the BIT(n) column a bit string type becomes; None when it is kept as text."""
+    varying, n = bits
+    if n is not None and (n == 1 or (varying and n <= _MAX_BITS)):
+        return n
+    return None
+
+
+def _decimal_size(parsed: exp.DataType) -> tuple[int, int, bool]:
+    """(precision, scale) of the DECIMAL a numeric becomes, and whether it holds every value of
+    the numeric (False: values are checked one by one)."""
+    args = [int(e.name) for e in parsed.expressions] if parsed.expressions else []
+    if args:
+        precision, scale = args[0], args[1] if len(args) > 1 else 0
+        if 1 <= precision <= _MAX_PRECISION and 0 <= scale <= min(precision, _MAX_SCALE):
+            return precision, scale, True
+    return _MAX_PRECISION, _MAX_SCALE, False
 
 
 def _precision(parsed: exp.DataType, default: int) -> int:
@@ -65,11 +137,19 @@ def _precision(parsed: exp.DataType, default: int) -> int:
 def mysql_type(type_: str, column: str = "", *, key_bytes: int | None = None) -> str:
     """`type_` (spelt as PostgreSQL spells it) as a MySQL column type; `key_bytes` when the
     column is in the primary key (the room it has there)."""
+    bits = _bit_type(type_)
+    if bits is not None:
+        n = _bit_column(bits)
+        if n is not None:
+            return f"BIT({n})"
+        if bits[1] is not None and not bits[0]:  # bit(n), n > 1: its text, n characters
+            return mysql_type(f"char({bits[1]})", column, key_bytes=key_bytes)
+        return mysql_type("text", column, key_bytes=key_bytes)
     parsed = parse_type(type_, column)
     kind = parsed.this
     if kind == T.ARRAY or kind in _JSON:
         return "JSON"
-    if kind in _STRINGS and (kind in _TEXT or not parsed.expressions):
+    if kind in _AS_TEXT or (kind in _STRINGS and (kind in _TEXT or not parsed.expressions)):
         if key_bytes is not None:
             return f"VARCHAR({key_bytes // 4}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
         return "LONGTEXT"
@@ -84,8 +164,9 @@ def mysql_type(type_: str, column: str = "", *, key_bytes: int | None = None) ->
         return "LONGBLOB"
     if kind == T.BOOLEAN:
         return "TINYINT(1)"
-    if kind == T.DECIMAL and not parsed.expressions:
-        return "DECIMAL(65,30)"
+    if kind == T.DECIMAL:
+        precision, scale, _ = _decimal_size(parsed)
+        return f"DECIMAL({precision},{scale})"
     if kind in _DATETIMES:
         return f"DATETIME({_precision(parsed, 6)})"
     if kind in _TIMES:
@@ -113,6 +194,9 @@ def column_ddl(schema: Schema, quote: Callable[[str], str]) -> list[str]:
 
 def _key_bytes(column: Column) -> int:
     """At most how many bytes a bounded key column takes in an index (roughly)."""
+    bits = _bit_type(column.type)
+    if bits is not None:  # BIT(n): 8 bytes at most; bit(n) as CHAR(n): 4n
+        return 4 * bits[1] if _bit_column(bits) is None and bits[1] is not None else 16
     parsed = parse_type(column.type, column.name)
     if parsed.this in _STRINGS and parsed.expressions:
         return 4 * int(parsed.expressions[0].name)  # utf8mb4
@@ -120,10 +204,14 @@ def _key_bytes(column: Column) -> int:
 
 
 def _unbounded(type_: str, column: str) -> bool:
+    bits = _bit_type(type_)
+    if bits is not None:  # bit varying without a length, or past 64 bits: LONGTEXT
+        return bits[0] and _bit_column(bits) is None
     parsed = parse_type(type_, column)
     return (
         parsed.this in _TEXT
         or parsed.this in _BINARY
+        or parsed.this in _AS_TEXT
         or (parsed.this in _STRINGS and not parsed.expressions)
     )
 
@@ -177,6 +265,10 @@ def pg_type(column_type: str, *, is_json: bool = False) -> str:
         return "jsonb"
     if text.startswith("tinyint(1)") and "unsigned" not in text:
         return "boolean"
+    bit = re.fullmatch(r"bit(?:\((\d+)\))?", text)
+    if bit:
+        bits = int(bit.group(1) or 1)
+        return "boolean" if bits == 1 else f"bit varying({bits})"
     text = _WIDTH.sub(r"\1", text)
     if text in _SIMPLE:
         return _SIMPLE[text]
@@ -192,7 +284,7 @@ def pg_type(column_type: str, *, is_json: bool = False) -> str:
         if name == "time":
             return "time" if args == "6" else f"time({args})"
         return f"{name}({args})"
-    if text.startswith(("varbinary", "binary", "bit")):
+    if text.startswith(("varbinary", "binary")):
         return "bytea"
     if text.startswith(("enum", "set")):
         return "text"
@@ -207,14 +299,26 @@ def pg_type(column_type: str, *, is_json: bool = False) -> str:
 Encoder = Callable[[Any], Any]
 
 
-def _utc(value: Any) -> Any:
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(UTC).replace(tzinfo=None)
+def _finite_date(value: Any) -> Any:
+    if value.__class__ is str and value in (INFINITY, NEGATIVE_INFINITY):
+        raise ValueError(f"{value!r}: MySQL and MariaDB have no infinite dates")
     return value
 
 
+def _utc(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return _finite_date(value)
+
+
+def _date(value: Any) -> Any:
+    if isinstance(value, datetime):  # MySQL would drop the time of day without a word
+        raise TypeError(f"a date column takes a datetime.date, not the datetime {value}")
+    return value if isinstance(value, date) else _finite_date(value)
+
+
 def _json(value: Any) -> Any:
-    return None if value is None else json_text(value)
+    return None if value is None else json_exact(value)
 
 
 def _finite(value: Any) -> Any:
@@ -223,9 +327,59 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _decimal(value: Any) -> Any:
-    # As fixed-point text: a Decimal sent as 1E-9 would be read as a DOUBLE literal and rounded.
-    return format(value, "f") if isinstance(value, Decimal) else value
+_EXACT = Context(prec=1000, Emax=999_999, Emin=-999_999)
+
+
+def _decimal_encoder(precision: int, scale: int) -> Encoder:
+    """Decimals as fixed-point text (a Decimal sent as 1E-9 would be read as a DOUBLE literal and
+    rounded), refused when DECIMAL(precision, scale) cannot hold them exactly: MySQL rounds an
+    extra fraction digit with a mere note, even in strict mode."""
+    quantum = Decimal(1).scaleb(-scale)
+    whole = precision - scale
+
+    def encode(value: Any) -> Any:
+        if not isinstance(value, Decimal):
+            return value
+        if not value.is_finite():
+            raise ValueError(f"{value}: MySQL and MariaDB cannot store NaN or infinities")
+        try:
+            fits = value.quantize(quantum, context=_EXACT) == value
+        except InvalidOperation:
+            fits = False
+        if not fits or (value and value.adjusted() >= whole):
+            raise ValueError(
+                f"{format(value, 'f')} does not fit DECIMAL({precision},{scale}) exactly "
+                f"({whole} digits before the point, {scale} after)"
+            )
+        return format(value, "f")
+
+    return encode
+
+
+def _bit_encoder(bits: int) -> Encoder:
+    """A '0'/'1' string of exactly `bits` characters as the number a BIT(bits) column stores."""
+
+    def encode(value: Any) -> Any:
+        if isinstance(value, bool):
+            value = "1" if value else "0"
+        if not isinstance(value, str):
+            raise TypeError(f"a bit string is a str of 0s and 1s, not {type(value).__name__}")
+        if value.strip("01") or not value:
+            raise ValueError(f"{value[:70]!r} is not a bit string (only 0s and 1s)")
+        if len(value) != bits:
+            raise ValueError(
+                f"bit string {value[:70]!r} has {len(value)} bits: BIT({bits}) would store "
+                f"{bits}, padded with leading zeros"
+            )
+        return int(value, 2)
+
+    return encode
+
+
+def _bit_text(value: Any) -> Any:
+    if not isinstance(value, str) or value.strip("01"):
+        raise ValueError(f"{str(value)[:70]!r} is not a bit string (only 0s and 1s)")
+    return value
 
 
 def _uuid(value: Any) -> Any:
@@ -237,15 +391,23 @@ def _bytes(value: Any) -> Any:
 
 
 def _encoder(column: Column) -> Encoder | None:
-    kind = parse_type(column.type, column.name).this
+    bits = _bit_type(column.type)
+    if bits is not None:
+        n = _bit_column(bits)
+        return _bit_text if n is None else _bit_encoder(n)
+    parsed = parse_type(column.type, column.name)
+    kind = parsed.this
     if kind == T.ARRAY or kind in _JSON:
         return _json
     if kind in _DATETIMES:
         return _utc
+    if kind == T.DATE:
+        return _date
     if kind in _FLOATS:
         return _finite
     if kind == T.DECIMAL:
-        return _decimal
+        precision, scale, _ = _decimal_size(parsed)
+        return _decimal_encoder(precision, scale)
     if kind == T.UUID:
         return _uuid
     if kind in _BINARY:

@@ -49,7 +49,7 @@ import anyio
 
 from smql import Mode
 from stratum import failpoints
-from stratum.connectors.base import Capabilities, Checkpoint, Column, Row, Schema
+from stratum.connectors.base import Capabilities, Checkpoint, Column, DdlStatement, Row, Schema
 from stratum.connectors.mysql import _dest_errors
 from stratum.connectors.mysql._dest_types import column_ddl, encode_rows, pg_type
 from stratum.connectors.mysql._errors import DriverErrors
@@ -260,6 +260,26 @@ class MySQLDestination:
             checkpoint_params(checkpoint),
         )
 
+    # --- schema (MIGRATE DATABASE) ------------------------------------------------------------
+
+    async def apply_ddl(
+        self, statements: Sequence[DdlStatement], checkpoint: Checkpoint | None
+    ) -> None:
+        """Each statement not yet done, then the checkpoint. MySQL commits every DDL statement
+        on its own, so a crash can leave a step half done: its `done` queries make the redo
+        skip what is already there."""
+        for statement in statements:
+
+            async def one(conn: Any, statement: DdlStatement = statement) -> None:
+                if statement.done is not None and await conn.fetchall(statement.done):
+                    return
+                with self._translated(statement.what):
+                    await conn.execute(statement.sql)
+
+            await self._transaction(statement.what, one)
+        if checkpoint is not None:
+            await self.save_checkpoint(checkpoint)
+
     # --- the target ---------------------------------------------------------------------------
 
     async def prepare(
@@ -267,15 +287,6 @@ class MySQLDestination:
     ) -> Checkpoint:
         database, table = self._names(target)
         qualified = _qualified(database, table)
-        if not schema.columns:
-            raise DestinationError(f"cannot create {target.text}: the schema has no columns")
-        parts = column_ddl(schema, _q)
-        if schema.primary_key:
-            parts.append(f"PRIMARY KEY ({_ql(schema.primary_key)})")
-        create = (
-            f"CREATE TABLE IF NOT EXISTS {qualified} ({', '.join(parts)}) "
-            "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
-        )
         what = f"preparing {target.text}"
         done = list(checkpoint.steps)
 
@@ -285,6 +296,15 @@ class MySQLDestination:
             return prepared
 
         if "create" not in done:
+            if not schema.columns:
+                raise DestinationError(f"cannot create {target.text}: the schema has no columns")
+            parts = column_ddl(schema, _q)
+            if schema.primary_key:
+                parts.append(f"PRIMARY KEY ({_ql(schema.primary_key)})")
+            create = (
+                f"CREATE TABLE IF NOT EXISTS {qualified} ({', '.join(parts)}) "
+                "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+            )
 
             async def create_table(conn: Any) -> Checkpoint:
                 # Looked up first: CREATE ... IF NOT EXISTS of something that exists still needs

@@ -38,8 +38,10 @@ enum('a', ...)                         text                    str, the label ex
 set('a', ...)                          text[]                  list[str] of the members in
                                                                definition order; '' -> []
 bit(1)                                 boolean                 bool
-bit(n), 1 < n < 64                     bigint                  int: the bits as an unsigned number
-bit(64)                                numeric(20,0)           Decimal: the same, past int8
+bit(n), 1 < n <= 64                    bit varying(n)          str of exactly n '0'/'1' characters,
+                                                               most significant bit first, leading
+                                                               zeros kept: b'101' in a bit(5) is
+                                                               '00101'
 geometry, point, linestring, polygon,  bytea                   bytes: standard WKB (MySQL's
 multi*, geometrycollection                                     internal 4-byte SRID prefix is
                                                                dropped)
@@ -67,12 +69,16 @@ Choices worth knowing:
   being wrapped or clipped.
 * **tinyint(1)** is MySQL's BOOLEAN, so it maps to boolean; a value other than 0 or 1 (MySQL
   allows -128..127) rejects the row rather than becoming True silently.
-* **JSON**: the document is parsed, so numbers become int or float (a float keeps 17
-  significant digits) and a document that is JSON `null` becomes None, i.e. SQL NULL. MariaDB
+* **JSON**: the document is parsed, so numbers become int or float, or a Decimal when a float
+  would change the number (MariaDB keeps the document's text: 0.1000000000000000000001 stays
+  exact), and a document that is JSON `null` becomes None, i.e. SQL NULL. MariaDB
   has no JSON type: its JSON is longtext with a `json_valid(col)` CHECK, which is how the source
   recognises it; a JSON column whose CHECK was replaced by another one reads as text.
-* **bit(n)** has no Python bit-string in the row contract (see `stratum.connectors.base`), so
-  multi-bit values become the number MySQL itself gives for `col + 0`.
+* **bit(n)**, n > 1, is a string of bits, not a number: it maps to PostgreSQL's
+  `bit varying(n)` and its values are `str`s of exactly n '0'/'1' characters (the row contract
+  of `stratum.connectors.base`), so the width and the leading zeros survive. `bit varying`
+  rather than `bit(n)`: it is what the issue asks for, and every value still has n bits. Every
+  destination writes such strings (PostgreSQL: bit varying(n); MySQL: BIT(n); DuckDB: text).
 * Values a PostgreSQL column cannot take whatever the mapping (a NUL character in text) are the
   destination's to reject.
 """
@@ -87,6 +93,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+from stratum.connectors.postgres._codecs import json_number
 from stratum.errors import SourceError
 
 __all__ = ["Converter", "MySQLType", "converter", "enum_labels", "mysql_type", "pg_type"]
@@ -195,7 +202,7 @@ def _pg_type(t: MySQLType, column: str) -> str:
     if kind in _BINARY or kind in _GEOMETRY:
         return "bytea"
     if kind == "bit":
-        return "numeric(20,0)" if _bits(t) == 64 else "bigint"
+        return f"bit varying({_bits(t)})"
     simple = {
         "date": "date",
         "datetime": "timestamp",
@@ -270,7 +277,7 @@ def _base_converter(t: MySQLType) -> Converter | None:
     if kind == "bigint" and t.unsigned:
         return Decimal
     if kind == "bit":
-        return _bit_decimal if _bits(t) == 64 else _bit_int
+        return _bit_string(_bits(t))
     if kind == "set":
         return _set
     if kind == "date":
@@ -290,7 +297,7 @@ def _base_converter(t: MySQLType) -> Converter | None:
 
 
 def _json(value: Any) -> Any:
-    return json.loads(value)
+    return json.loads(value, parse_float=json_number)
 
 
 def _tinyint_bool(value: Any) -> bool:
@@ -305,12 +312,17 @@ def _bit_bool(value: Any) -> bool:
     return bool(int.from_bytes(value, "big")) if isinstance(value, bytes) else bool(value)
 
 
-def _bit_int(value: Any) -> int:
-    return int.from_bytes(value, "big") if isinstance(value, bytes) else int(value)
+def _bit_string(bits: int) -> Converter:
+    """A bit(n) value (the driver gives bytes, big-endian, or an int) as n '0'/'1' characters;
+    a value wider than n bits (which MySQL cannot hold) raises ValueError."""
 
+    def convert(value: Any) -> str:
+        number = int.from_bytes(value, "big") if isinstance(value, bytes) else int(value)
+        if not 0 <= number < 1 << bits:
+            raise ValueError(f"bit({bits}) value {number} does not fit in {bits} bits")
+        return format(number, f"0{bits}b")
 
-def _bit_decimal(value: Any) -> Decimal:
-    return Decimal(_bit_int(value))
+    return convert
 
 
 def _set(value: Any) -> list[str]:

@@ -14,6 +14,12 @@ A probe (`commit=False`) does the same and rolls back. The statement cache is of
 describes a COPY's target once per call instead of trusting a description cached before a table
 was dropped and created again with other types. Values are encoded as `_codecs` says.
 
+A target Stratum creates gets the item's column types, with two adjustments: `bit varying(n)`
+is written `varbit(n)` (the same type; sqlglot does not read the long spelling), and a type the
+target database does not have (`to_regtype` finds nothing: an enum or a domain of the source
+database, which a table copy does not bring along) becomes `text`, into which the engine
+converts the values exactly (an enum's label, a domain's base value as text).
+
 Names are always qualified (`"public"."orders"` when the plan names no schema) and quoted;
 names longer than PostgreSQL's 63 bytes are refused rather than silently truncated.
 """
@@ -21,6 +27,7 @@ names longer than PostgreSQL's 63 bytes are refused rather than silently truncat
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
@@ -30,7 +37,7 @@ import anyio
 
 from smql import Mode
 from stratum import failpoints
-from stratum.connectors.base import Capabilities, Checkpoint, Column, Row, Schema
+from stratum.connectors.base import Capabilities, Checkpoint, Column, DdlStatement, Row, Schema
 from stratum.connectors.sql import (
     CHECKPOINT_SCHEMA,
     CHECKPOINT_SELECT,
@@ -42,6 +49,7 @@ from stratum.connectors.sql import (
     checkpoint_params,
     checkpoint_table_ddl,
     checkpoint_upsert_sql,
+    column_type,
     create_table_sql,
     last_row_per_key,
     on_conflict_sql,
@@ -196,6 +204,26 @@ class PostgresDestination:
     async def _upsert_checkpoint(self, conn: Any, checkpoint: Checkpoint) -> None:
         await conn.execute(_CHECKPOINT_UPSERT, *checkpoint_params(checkpoint))
 
+    # --- schema (MIGRATE DATABASE) ------------------------------------------------------------
+
+    async def apply_ddl(
+        self, statements: Sequence[DdlStatement], checkpoint: Checkpoint | None
+    ) -> None:
+        """The statements not yet done, and the checkpoint that records them, in ONE
+        transaction: PostgreSQL's DDL is transactional, so a crash leaves all or none."""
+
+        async def work(conn: Any) -> None:
+            for statement in statements:
+                if statement.done is not None and await conn.fetchrow(statement.done):
+                    continue
+                with self._translated(statement.what):
+                    await conn.execute(statement.sql)
+            if checkpoint is not None:
+                await self._upsert_checkpoint(conn, checkpoint)
+
+        what = statements[0].what if len(statements) == 1 else f"{len(statements)} statements"
+        await self._transaction(what, work)
+
     # --- the target ---------------------------------------------------------------------------
 
     async def prepare(
@@ -204,7 +232,11 @@ class PostgresDestination:
         schema_name, table = self._names(target)
         qualified = _qualified(schema_name, table)
         quoted_schema = quote(schema_name, _DIALECT)
-        create = create_table_sql(qualified, schema, _DIALECT)
+        creatable = _creatable(schema)
+        # a bad type fails here, before anything is done; with "create" done there is no schema
+        create = (
+            "" if "create" in checkpoint.steps else create_table_sql(qualified, creatable, _DIALECT)
+        )
 
         async def steps(conn: Any) -> Checkpoint:
             done = list(checkpoint.steps)
@@ -216,7 +248,12 @@ class PostgresDestination:
                     await conn.execute("SELECT pg_advisory_xact_lock($1)", _DDL_LOCK)
                     if not await conn.fetchval(_SCHEMA_EXISTS, schema_name):
                         await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted_schema}")
-                    await conn.execute(create)
+                    known = await _known_types(conn, creatable)
+                    if known is not creatable:
+                        create_sql = create_table_sql(qualified, known, _DIALECT)
+                    else:
+                        create_sql = create
+                    await conn.execute(create_sql)
                 done.append("create")
             if mode == Mode.FULL and "truncate" not in done:
                 await conn.execute(f"TRUNCATE TABLE {qualified}")
@@ -368,6 +405,37 @@ async def _rollback(transaction: Any) -> None:
         contextlib.suppress(Exception),  # already rolled back, or the connection is gone
     ):
         await transaction.rollback()
+
+
+_BIT_VARYING = re.compile(r"\s*bit\s+varying\s*(\(\s*\d+\s*\))?\s*", re.IGNORECASE)
+_KNOWN_TYPES = "SELECT t, to_regtype(t) IS NOT NULL FROM unnest($1::text[]) AS t"
+
+
+def _creatable(schema: Schema) -> Schema:
+    """`schema` with the types sqlglot cannot read spelt so that it can: `bit varying(n)` is
+    PostgreSQL's `varbit(n)`."""
+    columns = []
+    for column in schema.columns:
+        found = _BIT_VARYING.fullmatch(column.type)
+        spelt = "varbit" + "".join((found.group(1) or "").split()) if found else column.type
+        columns.append(replace(column, type=spelt))
+    return replace(schema, columns=tuple(columns))
+
+
+async def _known_types(conn: Any, schema: Schema) -> Schema:
+    """`schema` with every type the target database does not have (an enum or a domain of the
+    source database, which a table copy does not bring along) made `text`: such values are
+    labels or base-type values, and the engine then converts them to text exactly (as its
+    coercion to an existing text column does). `schema` itself when every type exists."""
+    spelt = {c.name: column_type(c.type, _DIALECT, c.name) for c in schema.columns}
+    rows = await conn.fetch(_KNOWN_TYPES, sorted(set(spelt.values())))
+    missing = {r[0] for r in rows if not r[1]}
+    if not missing:
+        return schema
+    columns = tuple(
+        replace(c, type="text") if spelt[c.name] in missing else c for c in schema.columns
+    )
+    return replace(schema, columns=columns)
 
 
 def _qualified(schema_name: str, table: str) -> str:

@@ -29,6 +29,7 @@ from stratum.runtime.events import (
     ItemStarted,
     MigrationCompleted,
     MigrationStarted,
+    Notice,
 )
 from stratum.runtime.executor import RunSummary
 from stratum.runtime.pipeline import ItemResult
@@ -70,6 +71,8 @@ class ProgressBars:
             self.progress.update(
                 self.tasks[event.item], completed=event.totals.rows_written, rate=rate
             )
+        elif isinstance(event, Notice):
+            self.progress.console.print(f"note: {event.item}: {event.message}", markup=False)
         elif isinstance(event, ItemFinished) and event.item in self.tasks:
             task = self.tasks[event.item]
             self.progress.update(task, description=f"{event.item} [{event.state}]")
@@ -137,6 +140,8 @@ class EventLog:
                 transient=event.transient,
                 attempt=event.attempt,
             )
+        elif isinstance(event, Notice):
+            self.log.warning("notice", item=event.item, message=event.message)
         elif isinstance(event, MigrationCompleted):
             self.log.info(
                 "migration_completed",

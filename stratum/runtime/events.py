@@ -72,6 +72,16 @@ class ItemFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class Notice:
+    """Something a user should know that is not an error (a name truncated to fit the
+    target, a default that could not be translated)."""
+
+    item: str
+    message: str
+    at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorOccurred:
     item: str | None
     error: str
@@ -95,6 +105,7 @@ Event: TypeAlias = (
     | BatchProcessed
     | ItemFinished
     | ErrorOccurred
+    | Notice
     | MigrationCompleted
 )
 Subscriber: TypeAlias = Callable[[Event], None]

@@ -23,11 +23,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskGroup
 
-from smql import OnError
+from smql import ItemKind, OnError
+from stratum.connectors.base import SchemaDestination
 from stratum.connectors.registry import ConnectorFactory, Connectors
 from stratum.errors import ConfigError, StratumError
 from stratum.plan.model import MigrationPlan, PlanItem
@@ -43,6 +45,10 @@ from stratum.runtime.events import (
 from stratum.runtime.pipeline import Control, ItemResult, ItemRun, Outcome
 from stratum.runtime.rejects import RejectFile, reject_path
 from stratum.state import RunRecord, StateStore
+
+if TYPE_CHECKING:
+    from stratum.runtime.fanout import FanOutRun
+    from stratum.runtime.partitions import Bounds
 
 EXIT_OK = 0
 EXIT_FAILED = 4
@@ -92,6 +98,8 @@ class MigrationExecutor:
         self.connectors: ConnectorFactory = connectors or Connectors(plan, base_dir, options.env)
         self.run_id = new_run_id()
         self._runs: dict[str, ItemRun] = {}
+        self._parents: dict[str, FanOutRun] = {}
+        self._children: list[ItemResult] = []  # the table copies of MIGRATE DATABASE items
         self._stopping = False
         self._interrupted = False
 
@@ -175,7 +183,10 @@ class MigrationExecutor:
                     if self._stopping:
                         results[item.name] = self._not_run(item, "not run: the run was stopped")
                         return
-                    results[item.name] = await self._run_item(item, store, reject_dir)
+                    if item.kind is ItemKind.DATABASE_COPY:
+                        results[item.name] = await self._run_database(item, store, reject_dir)
+                    else:
+                        results[item.name] = await self._run_item(item, store, reject_dir)
                     if results[item.name].outcome is Outcome.FAILED and (
                         item.options.on_error in (None, OnError.STOP)
                     ):
@@ -190,25 +201,155 @@ class MigrationExecutor:
                 for item in items:
                     items_tg.start_soon(run_one, item)
             tg.cancel_scope.cancel()  # stop watching signals
-        return [results[item.name] for item in items if item.name in results]
+        return [*self._children, *(results[item.name] for item in items if item.name in results)]
 
-    async def _run_item(self, item: PlanItem, store: StateStore, reject_dir: Path) -> ItemResult:
+    async def _run_database(
+        self, item: PlanItem, store: StateStore, reject_dir: Path
+    ) -> ItemResult:
+        """A MIGRATE DATABASE item: its tables run as child items (see runtime/database.py)."""
+        from stratum.runtime.database import CatalogReader, DatabaseRun  # noqa: PLC0415
+
         started = time.monotonic()
         try:
-            source = self.connectors.source(item)
+            destination = self.connectors.destination(item)
+            if not isinstance(self.connectors, CatalogReader) or not isinstance(
+                destination, SchemaDestination
+            ):
+                raise ConfigError(
+                    f"item '{item.name}': its destination cannot create a database's schema"
+                )
+            await destination.open()
+        except StratumError as exc:
+            return self._failed_to_start(item, exc, started)
+
+        async def run_child(child: PlanItem, table: str, keys_after: bool) -> ItemResult:
+            return await self._run_item(
+                child, store, reject_dir, source_table=table, keys_after=keys_after
+            )
+
+        run = DatabaseRun(
+            plan=self.plan,
+            item=item,
+            run_id=self.run_id,
+            destination=destination,
+            store=store,
+            bus=self.bus,
+            policy=self.options.policy,
+            restart=self.options.restart,
+            catalogs=self.connectors,
+            schema_destination=destination,
+            run_child=run_child,
+            parallel=self.plan.settings.parallel,
+        )
+        self._parents[item.name] = run
+        try:
+            return await run.run()
+        finally:
+            self._children.extend(run.children)
+            del self._parents[item.name]
+            with anyio.CancelScope(shield=True):
+                await destination.close()
+
+    async def _run_partitioned(
+        self,
+        item: PlanItem,
+        store: StateStore,
+        reject_dir: Path,
+        *,
+        source_table: str | None,
+        keys_after: bool,
+    ) -> ItemResult:
+        """An item with PARTITIONS n: n key ranges as child items (see runtime/partitions.py)."""
+        from stratum.runtime.partitions import PartitionedRun  # noqa: PLC0415
+
+        started = time.monotonic()
+        try:
             destination = self.connectors.destination(item)
             await destination.open()
         except StratumError as exc:
-            self.bus.publish(ErrorOccurred(item.name, str(exc), False))
-            result = ItemResult(
-                item.name, Outcome.FAILED, Totals(), time.monotonic() - started, str(exc)
+            return self._failed_to_start(item, exc, started)
+
+        async def run_part(child: PlanItem, bounds: Bounds) -> ItemResult:
+            return await self._run_item(
+                child,
+                store,
+                reject_dir,
+                source_table=source_table,
+                keys_after=keys_after,
+                bounds=bounds,
             )
-            self.bus.publish(
-                ItemFinished(
-                    item.name, result.outcome.value, result.totals, result.elapsed, result.message
-                )
+
+        async def run_whole(whole: PlanItem) -> ItemResult:
+            options = dataclasses.replace(whole.options, partitions=None)
+            return await self._run_item(
+                dataclasses.replace(whole, options=options),
+                store,
+                reject_dir,
+                source_table=source_table,
+                keys_after=keys_after,
             )
-            return result
+
+        run = PartitionedRun(
+            plan=self.plan,
+            item=item,
+            run_id=self.run_id,
+            destination=destination,
+            store=store,
+            bus=self.bus,
+            policy=self.options.policy,
+            restart=self.options.restart,
+            make_source=self.connectors.source,
+            run_part=run_part,
+            # a table of a database copy without a key is read whole; an item that asked
+            # for PARTITIONS itself is told why it cannot have them
+            run_whole=run_whole if source_table is not None else None,
+        )
+        self._parents[item.name] = run
+        try:
+            return await run.run()
+        finally:
+            self._children.extend(run.children)
+            del self._parents[item.name]
+            with anyio.CancelScope(shield=True):
+                await destination.close()
+
+    def _failed_to_start(self, item: PlanItem, exc: StratumError, started: float) -> ItemResult:
+        self.bus.publish(ErrorOccurred(item.name, str(exc), False))
+        result = ItemResult(
+            item.name, Outcome.FAILED, Totals(), time.monotonic() - started, str(exc)
+        )
+        self.bus.publish(
+            ItemFinished(
+                item.name, result.outcome.value, result.totals, result.elapsed, result.message
+            )
+        )
+        return result
+
+    async def _run_item(
+        self,
+        item: PlanItem,
+        store: StateStore,
+        reject_dir: Path,
+        *,
+        source_table: str | None = None,
+        keys_after: bool = False,
+        bounds: Bounds | None = None,
+    ) -> ItemResult:
+        if (item.options.partitions or 1) > 1 and bounds is None:
+            return await self._run_partitioned(
+                item, store, reject_dir, source_table=source_table, keys_after=keys_after
+            )
+        started = time.monotonic()
+        try:
+            source = (
+                self.connectors.source(item)
+                if bounds is None
+                else self.connectors.source(item, bounds=bounds)
+            )
+            destination = self.connectors.destination(item)
+            await destination.open()
+        except StratumError as exc:
+            return self._failed_to_start(item, exc, started)
         run = ItemRun(
             plan=self.plan,
             item=item,
@@ -221,6 +362,8 @@ class MigrationExecutor:
             rejects=RejectFile(reject_path(reject_dir, item.name)),
             queue_size=self.plan.settings.queue_size,
             restart=self.options.restart,
+            source_table=source_table,
+            keys_after=keys_after,
         )
         self._runs[item.name] = run
         try:
@@ -246,6 +389,8 @@ class MigrationExecutor:
     def stop(self) -> None:
         """Stop reading everywhere; what is queued is written and checkpointed."""
         self._stopping = True
+        for parent in list(self._parents.values()):
+            parent.stop()
         for run in list(self._runs.values()):
             run.send(Control.STOP)
 

@@ -401,7 +401,7 @@ class _Builder:
         rules[cast.index] = cast
 
     def cast_column(self, rule: CastRule, written: str) -> int | None:
-        parts = _dotted(rule.match)
+        parts = dotted_parts(rule.match)
         if len(parts) > 1:
             if self.table is None:
                 raise ConfigError(
@@ -425,7 +425,7 @@ def _written(rule: CastRule) -> str:
     return f"CAST {rule.by.upper()} {rule.match} TO {rule.to}"
 
 
-def _dotted(text: str) -> list[str]:
+def dotted_parts(text: str) -> list[str]:
     """The parts of a dotted name as SMQL writes it: `orders.note`, `"Odd.Name".x`."""
     parts: list[str] = []
     current: list[str] = []

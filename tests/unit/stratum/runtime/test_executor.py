@@ -60,7 +60,7 @@ class Factory:
         self.rows = rows
         self.sources: list[MemorySource] = []
 
-    def source(self, item: PlanItem) -> Source:
+    def source(self, item: PlanItem, *, bounds: object = None) -> Source:
         source = MemorySource(SCHEMA, self.rows)
         self.sources.append(source)
         return source

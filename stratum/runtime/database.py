@@ -49,8 +49,7 @@ from stratum.runtime.fanout import FanOutRun
 from stratum.runtime.pipeline import ItemResult, Outcome
 from stratum.schema import Catalog, ColumnInfo, TableInfo, ddl
 from stratum.state import ItemState
-from stratum.transforms.native import specificity
-from stratum.transforms.transformer import dotted_parts
+from stratum.transforms.native import rule_names, specificity
 
 T = TypeVar("T")
 
@@ -133,6 +132,35 @@ def fit_columns(catalog: Catalog, max_bytes: int) -> tuple[Catalog, list[str]]:
     return dataclasses.replace(catalog, tables=tuple(tables)), warnings
 
 
+def cast_catalog(catalog: Catalog, casts: tuple[CastRule, ...]) -> Catalog:
+    """The catalog with each column's type as the item's CAST rules make it (a COLUMN rule
+    first, else the most specific TYPE rule), so that what is built after the data (defaults,
+    checks) fits the columns as they were created."""
+    if not casts:
+        return catalog
+
+    def cast(table: TableInfo, column: ColumnInfo) -> ColumnInfo:
+        by_column = [
+            r for r in casts if r.by == "column" and rule_names(r, table.name, column.name, None)
+        ]
+        if by_column:
+            return dataclasses.replace(column, type=by_column[-1].to)
+        scored = [
+            (score, r.to)
+            for r in casts
+            if r.by == "type" and (score := specificity(r.match, column.native_type)) is not None
+        ]
+        return dataclasses.replace(column, type=max(scored)[1]) if scored else column
+
+    return dataclasses.replace(
+        catalog,
+        tables=tuple(
+            dataclasses.replace(t, columns=tuple(cast(t, c) for c in t.columns))
+            for t in catalog.tables
+        ),
+    )
+
+
 def _plain_types(table: TableInfo, casts: tuple[CastRule, ...]) -> tuple[CastRule, ...]:
     """CAST COLUMN rules giving a PostgreSQL source's domain and enum columns the type the
     catalog maps them to (the base type; text, made the enum again after the load), unless
@@ -142,18 +170,11 @@ def _plain_types(table: TableInfo, casts: tuple[CastRule, ...]) -> tuple[CastRul
     for column in table.columns:
         if column.type == column.native_type:
             continue
-        if any(_names_column(rule, table.name, column) for rule in casts):
+        if any(rule_names(r, table.name, column.name, column.native_type) for r in casts):
             continue
         quoted = '"' + table.name.replace('"', '""') + '"."' + column.name.replace('"', '""') + '"'
         rules.append(CastRule("column", quoted, column.type))
     return tuple(rules)
-
-
-def _names_column(rule: CastRule, table: str, column: ColumnInfo) -> bool:
-    if rule.by == "type":
-        return specificity(rule.match, column.native_type) is not None
-    parts = dotted_parts(rule.match)
-    return parts[-1] == column.name and (len(parts) == 1 or parts[-2] == table)
 
 
 def child_hash(item: PlanItem, table: TableInfo) -> str:
@@ -204,7 +225,7 @@ class DatabaseRun(FanOutRun):
         limit = destination.capabilities.max_identifier_length
         names, warnings = ddl.target_names(catalog, limit)
         source_catalog = catalog
-        catalog, column_warnings = fit_columns(catalog, limit)
+        catalog, column_warnings = fit_columns(cast_catalog(catalog, item.options.casts), limit)
         for warning in (*warnings, *column_warnings):
             self.bus.publish(Notice(item.name, warning))
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 
+from stratum.plan.model import CastRule
 from stratum.transforms.types import same_type
 
 _FLAGS = frozenset({"unsigned", "signed", "zerofill"})
@@ -47,3 +48,40 @@ def specificity(rule: str, native: str) -> int | None:
     if not flags <= native_flags:
         return None
     return (args is not None) + len(flags)
+
+
+def rule_names(rule: CastRule, table: str | None, column: str, native: str | None) -> bool:
+    """Whether `rule` applies to `column` of `table` (whose native type is `native`): a COLUMN
+    rule naming it (alone, or qualified by its table), or a TYPE rule matching its type."""
+    if rule.by == "type":
+        return native is not None and specificity(rule.match, native) is not None
+    parts = dotted_parts(rule.match)
+    return parts[-1] == column and (len(parts) == 1 or parts[-2] == table)
+
+
+def dotted_parts(text: str) -> list[str]:
+    """The parts of a dotted name as SMQL writes it: `orders.note`, `"Odd.Name".x`."""
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if quoted:
+            if char == '"' and text[i + 1 : i + 2] == '"':
+                current.append('"')
+                i += 1
+            elif char == '"':
+                quoted = False
+            else:
+                current.append(char)
+        elif char == '"':
+            quoted = True
+        elif char == ".":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+        i += 1
+    parts.append("".join(current))
+    return parts

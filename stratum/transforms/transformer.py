@@ -46,7 +46,7 @@ from stratum.transforms.compiler import (
     suggest,
 )
 from stratum.transforms.convert import DECIMAL_CONTEXT, CastFailed, can_convert, converter, show
-from stratum.transforms.native import specificity
+from stratum.transforms.native import dotted_parts, specificity
 from stratum.transforms.types import Kind, SqlType, parse_type, same_type
 
 DEFAULT_DIALECT = "postgres"
@@ -423,34 +423,6 @@ def _single(index: int) -> Callable[[Row], Row]:
 
 def _written(rule: CastRule) -> str:
     return f"CAST {rule.by.upper()} {rule.match} TO {rule.to}"
-
-
-def dotted_parts(text: str) -> list[str]:
-    """The parts of a dotted name as SMQL writes it: `orders.note`, `"Odd.Name".x`."""
-    parts: list[str] = []
-    current: list[str] = []
-    quoted = False
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if quoted:
-            if char == '"' and text[i + 1 : i + 2] == '"':
-                current.append('"')
-                i += 1
-            elif char == '"':
-                quoted = False
-            else:
-                current.append(char)
-        elif char == '"':
-            quoted = True
-        elif char == ".":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-        i += 1
-    parts.append("".join(current))
-    return parts
 
 
 def _listing(names: Sequence[str]) -> str:

@@ -93,6 +93,8 @@ from stratum.connectors.pushdown import (
 )
 from stratum.errors import ConfigError, SourceError
 from stratum.plan.model import Options, Sql, TableRef
+from stratum.transforms.native import rule_names
+from stratum.transforms.types import same_type
 
 __all__ = ["MySQLQuerySource", "MySQLTableSource", "quote"]
 
@@ -493,6 +495,16 @@ class MySQLTableSource(_MySQLReader):
 
     # --- introspection ------------------------------------------------------------------------
 
+    def _cast_to_number(self, column: str, t: types.MySQLType) -> bool:
+        """Whether a CAST rule of the item gives this tinyint(1) a type other than boolean: it
+        is then read as the number it holds (2 stays 2), not as a boolean that refuses 2."""
+        casts = self._projection.casts if self._projection is not None else ()
+        return any(
+            rule_names(rule, self._table.table, column, t.column_type)
+            and not same_type(rule.to, "boolean")
+            for rule in casts
+        )
+
     async def _introspect(self, conn: MySQLConnection, database: str, table: str) -> None:
         rows = await conn.fetchall(_COLUMNS, (database, table))
         if not rows:
@@ -510,6 +522,8 @@ class MySQLTableSource(_MySQLReader):
         mysql_types: dict[str, types.MySQLType] = {}
         for name, data_type, column_type, nullable in rows:
             t = types.mysql_type(_text(column_type), _text(data_type), is_json=name in json_columns)
+            if t.boolean and t.data_type == "tinyint" and self._cast_to_number(name, t):
+                t = dataclasses.replace(t, tinyint_boolean=False)
             mysql_types[name] = t
             columns.append(
                 Column(name, types._pg_type(t, name), _text(nullable) == "YES", _text(column_type))

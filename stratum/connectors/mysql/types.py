@@ -129,6 +129,8 @@ class MySQLType:
     data_type: str  # DATA_TYPE, lower case: "int", "varchar", "enum"...
     column_type: str  # COLUMN_TYPE, lower case: "int(10) unsigned", "enum('a','b')"...
     is_json: bool = False  # MySQL's json, or MariaDB's longtext with CHECK (json_valid(col))
+    # tinyint(1) read as the boolean it usually is; False when a CAST rule makes it a number
+    tinyint_boolean: bool = True
 
     @property
     def unsigned(self) -> bool:
@@ -144,7 +146,7 @@ class MySQLType:
 
     @property
     def boolean(self) -> bool:
-        return (self.data_type == "tinyint" and self.args == ("1",)) or (
+        return (self.data_type == "tinyint" and self.args == ("1",) and self.tinyint_boolean) or (
             self.data_type == "bit" and self.args in (("1",), ())
         )
 

@@ -288,3 +288,23 @@ def test_a_postgresql_schema_copies_into_mariadb(
         my(mariadb_database.url, "INSERT INTO visits (person, at) VALUES (1, '2025-01-01')") == []
     )
     assert my(mariadb_database.url, "SELECT max(id) FROM visits") == [(901,)]
+
+
+def test_cast_type_overrides_the_boolean_reading_of_tinyint_1(
+    migrated: tuple[Migrate, str, str],
+) -> None:
+    migrate, source, target = migrated
+    my(source, "UPDATE customers SET active = 2 WHERE id = 5")  # MySQL's BOOLEAN holds -128..127
+    plan = migrate.plan.read_text().replace(
+        "BATCH SIZE 50", "CAST TYPE tinyint(1) TO smallint ON ERROR reject BATCH SIZE 50"
+    )
+    migrate.plan.write_text(plan)
+    done = migrate.run()
+    assert done.returncode == 0, done.stderr
+    assert pg(target, "SELECT active, count(*) FROM shop.customers GROUP BY 1 ORDER BY 1") == [
+        (0, CUSTOMERS // 2),
+        (1, CUSTOMERS // 2 - 1),
+        (2, 1),
+    ]
+    # the default, made after the data, fits the column as created: a number, not TRUE
+    assert pg(target, "INSERT INTO shop.customers (name) VALUES ('new') RETURNING active") == [(1,)]

@@ -94,8 +94,46 @@ def _item_lines(number: int, item: PlanItem) -> list[str]:
         rows.append(("where", o.where.normalized))
     rows += [("cast", f"{c.by} {c.match} -> {c.to}") for c in o.casts]
     rows.append(("rows", _rows_text(item)))
+    resume = _resume_text(item)
+    if resume:
+        rows.append(("resume", resume))
     rows += [("after", f"{d.item} ({d.reason})") for d in item.depends_on]
     return [head] + [f"       {key:<11}{value}" for key, value in rows]
+
+
+_RELOADED = "reloaded whole (MODE full; other modes refuse to resume)"
+
+
+def _resume_text(item: PlanItem) -> str:
+    """How a killed or interrupted run of the item picks up, which depends on its keys."""
+    src, o = item.source, item.options
+    parts = (o.partitions or 1) > 1
+    if isinstance(src, FileSource):
+        return "after the last committed record"
+    if isinstance(src, QuerySource):
+        if o.key:
+            return f"after the last committed key ({', '.join(o.key)})"
+        return f"the query has no KEY: {_RELOADED}"
+    if isinstance(src, TableSource):
+        if o.key:
+            ranges = f"{o.partitions} key ranges read at once, each " if parts else ""
+            return f"{ranges}after the last committed key ({', '.join(o.key)})"
+        if parts:
+            return (
+                f"{o.partitions} key ranges read at once, each after its last committed primary "
+                "or unique key; a table with neither cannot be split, and the item fails"
+            )
+        return (
+            f"after the last committed primary or unique key; a table with neither is {_RELOADED}"
+        )
+
+    if isinstance(src, DatabaseSource):
+        ranges = f" ({o.partitions} key ranges at once)" if parts else ""
+        return (
+            f"each table after its last committed primary or unique key{ranges}; a table "
+            f"with neither is {_RELOADED}; keys, indexes and foreign keys are made after the data"
+        )
+    return ""
 
 
 def _mode_text(item: PlanItem) -> str:

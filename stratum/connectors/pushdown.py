@@ -36,6 +36,11 @@ so that `remaining_options` leaves only the rest to the Transformer.
   changes) or a WHERE that stays in Python (it reads source columns by their source names);
   an expression sqlglot cannot write in the source's dialect (and then the rest with it, as
   above). What stays is what the Transformer did before: same results, same errors.
+* MODE incremental (`incremental_order`): the source is read in the order (CURSOR column, key
+  columns...), the key breaking ties between rows that share one CURSOR value, so that a
+  batch may end between them; the cursor of a batch holds those values, and a resume or the
+  next run reads strictly after it. A CURSOR column the output does not carry is selected as
+  a hidden column, like a key column.
 * Mistakes the transforms would report are reported here in the same words (ConfigError): a
   COLUMNS entry or expression naming no column of the table, a column produced twice, an
   aggregate, a window function, a subquery, a set-returning function, a qualified column. A
@@ -66,10 +71,12 @@ __all__ = [
     "Pushdown",
     "Pushed",
     "Selection",
+    "incremental_order",
     "plan_pushdown",
     "remaining_options",
     "select_sql",
     "selection",
+    "source_cursor",
     "source_key",
     "transpile_query",
 ]
@@ -167,8 +174,9 @@ def plan_pushdown(columns: Sequence[Column], options: Options | None, dialect: s
 
 
 def selection(pushdown: Pushdown, key: Sequence[str], dialect: str) -> Selection:
-    """The select list for reading in the order of `key` (table columns): a key column the
-    output copies (under any name) is taken from there, any other is selected after it."""
+    """The select list for reading in the order of `key` (table columns; with MODE
+    incremental, the CURSOR column then the key): a key column the output copies (under any
+    name) is taken from there, any other is selected after it ("hidden")."""
     items = [output.sql for output in pushdown.outputs]
     width = len(items)
     key_at: list[int] = []
@@ -199,6 +207,71 @@ def source_key(options: Options) -> tuple[str, ...]:
     renamed them (`COLUMNS (id AS order_id) KEY (order_id)` orders the source by `id`)."""
     sources = {mapping.target: mapping.source for mapping in options.columns}
     return tuple(sources.get(name, name) for name in options.key)
+
+
+def source_cursor(options: Options) -> str | None:
+    """The item's CURSOR as the source's column, as `source_key` maps KEY: CURSOR names an
+    output column, which COLUMNS may have renamed (`COLUMNS (updated_at AS changed) CURSOR
+    changed` reads the source in the order of `updated_at`). None without a CURSOR."""
+    if options.cursor is None:
+        return None
+    sources = {mapping.target: mapping.source for mapping in options.columns}
+    return sources.get(options.cursor, options.cursor)
+
+
+def incremental_order(
+    cursor: str,
+    columns: Sequence[Column],
+    key: Sequence[str],
+    *,
+    who: str,
+    source: str,
+    computed: Sequence[str] = (),
+    nullability: bool = True,
+    query: bool = False,
+) -> tuple[str, ...]:
+    """The columns a MODE incremental read is ordered (and resumed) by: the CURSOR column
+    (`cursor`, a source column, resolved as COLUMNS resolves names), then the columns of `key`
+    (the explicit KEY, else the discovered primary or unique key) but the CURSOR column, which
+    break ties between rows sharing one CURSOR value.
+
+    ConfigError, naming `who` (the item) and `source` (the table, or "the query"), when the
+    CURSOR column is not among `columns` (or is a COMPUTE column, `computed`), may be NULL
+    (a row whose CURSOR is NULL would never be read; only checked when the source knows its
+    columns' `nullability`), or there is no key (`query`: the query has no KEY)."""
+    names = [column.name for column in columns]
+    found = resolve_column(cursor, dict.fromkeys(names), exact=False)
+    if found is None:
+        if cursor in computed:
+            raise ConfigError(
+                f"{who}: CURSOR '{cursor}' is a COMPUTE column, but MODE incremental reads "
+                f"{source} in the order of its CURSOR, which must be a column of {source}"
+            )
+        raise ConfigError(
+            f"{who}: CURSOR '{cursor}' is not a column of {source}{suggest(cursor, names)}; "
+            f"{source} has {_listing(names)}"
+        )
+    column = next(c for c in columns if c.name == found)
+    if nullability and column.nullable:
+        raise ConfigError(
+            f"{who}: the CURSOR column '{found}' of {source} may be NULL, and MODE incremental "
+            f"would never read a row whose '{found}' is NULL (no high-water mark is past NULL): "
+            "make the column NOT NULL, or use MODE upsert or full"
+        )
+    if not key:
+        if query:
+            raise ConfigError(
+                f"{who}: MODE incremental on a query needs a KEY (columns the query returns "
+                f"that identify a row) to break ties between rows sharing one '{found}': a "
+                "batch may end between them; add KEY (...)"
+            )
+        raise ConfigError(
+            f"{who}: MODE incremental reads {source} in the order of '{found}' and a key, and "
+            f"{source} has no key to break ties between rows sharing one '{found}' (a batch may "
+            "end between them): give the item a KEY, or the table a primary key or a unique key "
+            "of NOT NULL columns"
+        )
+    return (found, *(k for k in key if k != found))
 
 
 def remaining_options(source: object, options: Options) -> Options:

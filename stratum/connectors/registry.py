@@ -72,7 +72,7 @@ class Connectors:
     def _table_source(
         self, item: PlanItem, source: TableSource, bounds: tuple[Cursor, Cursor] | None
     ) -> Source:
-        from stratum.connectors.pushdown import source_key  # noqa: PLC0415 (sqlglot)
+        from stratum.connectors.pushdown import source_cursor, source_key  # noqa: PLC0415
 
         options = item.options
         url = self.url(source.table.connection)
@@ -81,12 +81,20 @@ class Connectors:
         # COLUMNS, COMPUTE and WHERE go into the source's SELECT (`projection`) as far as they
         # can; the pipeline leaves the rest to the Transformer (pushdown.remaining_options).
         key = source_key(options)
+        # MODE incremental: rows in the order (CURSOR, key), each run after the last one's end
+        increments_by = source_cursor(options) if options.mode is Mode.INCREMENTAL else None
         if scheme in ("postgresql", "postgres"):
             from stratum.connectors.postgres import PostgresTableSource  # noqa: PLC0415
 
             # PostgreSQL cannot store a zero date: the ZERO DATES policy has nothing to act on
             return PostgresTableSource(
-                url, source.table, key, projection=options, bounds=bounds, item=item.name
+                url,
+                source.table,
+                key,
+                projection=options,
+                bounds=bounds,
+                item=item.name,
+                increments_by=increments_by,
             )
         if scheme in ("mysql", "mariadb"):
             from stratum.connectors.mysql import MySQLTableSource  # noqa: PLC0415
@@ -99,6 +107,7 @@ class Connectors:
                 projection=options,
                 bounds=bounds,
                 item=item.name,
+                increments_by=increments_by,
             )
         raise ConfigError(
             f"connection '{source.table.connection}': tables are read from postgresql:// and "
@@ -107,22 +116,31 @@ class Connectors:
 
     def _query_source(self, item: PlanItem, source: QuerySource) -> Source:
         """MIGRATE QUERY: the query, transpiled to the connection's dialect, read in KEY order
-        (resumable) with a KEY, else whole (not resumable: MODE full reloads it)."""
-        from stratum.connectors.pushdown import source_key  # noqa: PLC0415 (sqlglot)
+        (resumable) with a KEY, else whole (not resumable: MODE full reloads it); MODE
+        incremental reads it in the order (CURSOR, KEY), which needs a KEY."""
+        from stratum.connectors.pushdown import source_cursor, source_key  # noqa: PLC0415
 
         options = item.options
         url = self.url(source.connection)
         scheme = urlsplit(url).scheme.lower()
         key = source_key(options)  # the query's columns, before COLUMNS renames them
+        increments_by = source_cursor(options) if options.mode is Mode.INCREMENTAL else None
         if scheme in ("postgresql", "postgres"):
             from stratum.connectors.postgres.source import PostgresQuerySource  # noqa: PLC0415
 
-            return PostgresQuerySource(url, source.sql, key, item=item.name)
+            return PostgresQuerySource(
+                url, source.sql, key, item=item.name, increments_by=increments_by
+            )
         if scheme in ("mysql", "mariadb"):
             from stratum.connectors.mysql.source import MySQLQuerySource  # noqa: PLC0415
 
             return MySQLQuerySource(
-                url, source.sql, key, zero_dates=options.zero_dates or "null", item=item.name
+                url,
+                source.sql,
+                key,
+                zero_dates=options.zero_dates or "null",
+                item=item.name,
+                increments_by=increments_by,
             )
         raise ConfigError(
             f"connection '{source.connection}': queries are run on postgresql:// and mysql:// "

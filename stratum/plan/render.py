@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from smql import Mode
 from stratum.plan.canonical import to_data
 from stratum.plan.model import (
     DatabaseSource,
@@ -110,6 +111,12 @@ def _resume_text(item: PlanItem) -> str:
     parts = (o.partitions or 1) > 1
     if isinstance(src, FileSource):
         return "after the last committed record"
+    if o.mode is Mode.INCREMENTAL and o.cursor is not None:
+        key = ", ".join(o.key) if o.key else "the primary or unique key"
+        return (
+            f"after the last committed ({o.cursor}, {key}): each run reads the rows whose "
+            f"{o.cursor} is past the last one's"
+        )
     if isinstance(src, QuerySource):
         if o.key:
             return f"after the last committed key ({', '.join(o.key)})"

@@ -2,8 +2,9 @@
 any batch.
 
 `MySQLTableSource(url, table, key=(), *, zero_dates="null", projection=None, bounds=None,
-item=None)` reads one table; `MySQLQuerySource(url, sql, key=(), *, zero_dates="null",
-bounds=None, item=None)` the rows of a query (MIGRATE QUERY).
+item=None, increments_by=None)` reads one table; `MySQLQuerySource(url, sql, key=(), *,
+zero_dates="null", bounds=None, item=None, increments_by=None)` the rows of a query (MIGRATE
+QUERY).
 
 `open()` introspects the table in ``information_schema``: its columns in order (types mapped as
 `stratum.connectors.mysql.types` says), and its key: the primary key, else the unique key of
@@ -28,6 +29,22 @@ With a KEY (columns it returns) it is read as ``SELECT * FROM (<query>) AS `q` [
 the cursor>] ORDER BY <key>``, resumable like a table; without one it is run as it is and
 `resumable` is False.
 
+MODE incremental: `increments_by` is the item's CURSOR, as a column of the table or the query
+(`stratum.connectors.pushdown.source_cursor` maps it back through COLUMNS renames). The rows are
+then read in the order (c, k1, k2): the CURSOR column first, then the key (the KEY, else the
+discovered key), which breaks ties between rows sharing one CURSOR value (several rows may
+share one `updated_at`, and a batch may end between them). The cursor of a batch is
+[c, k1, k2] of its last row, and a resume, or the item's next run, reads the rows strictly
+after it (`c >= v AND (c > v OR (c = v AND k1 > w1) OR ...)`): those changed (their CURSOR
+moved past the high-water mark) or added since. `key` is then (c, k1, k2); a CURSOR column the
+projection does not output is selected as a hidden column. Refused on open (ConfigError naming
+the item, the table and the column): a CURSOR that is not a column (or is a COMPUTE column), a
+CURSOR column that may be NULL (a row whose CURSOR is NULL would never be read: NULL is past
+no high-water mark; for a query, as the server types its result), a JSON or spatial CURSOR
+column, no key to break ties, a query without KEY. A row whose CURSOR is NULL all the same
+fails the read (SourceError). Without a KEY every new version of a row is appended, so the
+table's schema claims no primary key (a target the engine creates can hold them all).
+
 Each `read(after, batch_size)` runs on its own connection, in one transaction
 (``START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY`` at REPEATABLE READ), so every row
 of one read comes from one snapshot: rows committed by others mid-read are not seen. The one
@@ -38,8 +55,9 @@ one batch, never the table), is
     [WHERE (<pushed-down WHERE>) AND <after the cursor> AND <after low> AND <up to high>]
     ORDER BY <key>
 
-each condition there only when it applies. A key column the projection does not output is
-selected after it ("hidden"), for the cursor, and stripped off the rows. The session's
+each condition there only when it applies (<key>: [CURSOR column,] key columns). A key (or
+CURSOR) column the projection does not output is selected after it ("hidden"), for the
+cursor, and stripped off the rows. The session's
 net_write_timeout is raised, so a consumer that is slow to ask for the next batch (a
 destination retrying) does not make the server drop the connection. The statement's `%` are
 doubled: the driver formats it with the parameters.
@@ -58,6 +76,8 @@ to the rows with low < key <= high, together with the read's own `after` (`<= hi
 `split(n)` gives up to n - 1 increasing cursors that cut the rows the WHERE keeps into n
 ranges of about equal row counts, computed by the server in one snapshot (the key of every
 (count * i // n)-th row, by ``row_number() OVER (ORDER BY key)``). Without a key: ConfigError.
+Without `increments_by` the ranges are of the plain key (PARTITIONS and MODE incremental are
+never combined: the engine refuses it).
 
 Batches' `positions` are 1-based ordinals of the rows within the read. A row holding a value
 its mapped type cannot take (see types.py: a TIME past 24h, a tinyint(1) of 2) is rejected
@@ -86,6 +106,7 @@ from stratum.connectors.pushdown import (
     Bounds,
     Pushdown,
     Pushed,
+    incremental_order,
     plan_pushdown,
     select_sql,
     selection,
@@ -145,10 +166,13 @@ class _MySQLReader:
         zero_dates: str,
         bounds: Bounds | None,
         item: str | None,
+        *,
+        increments_by: str | None,
     ) -> None:
         self._zero_dates = zero_dates  # the item's ZERO DATES policy: null, error or a date
         self._url = url  # holds the password: never put it in a message
         self._explicit_key = tuple(key)
+        self._increments_by = increments_by  # MODE incremental's CURSOR column (see the module)
         self._bounds = bounds
         self._item = item
         self._schema: Schema | None = None
@@ -178,8 +202,20 @@ class _MySQLReader:
 
     @property
     def key(self) -> tuple[str, ...]:
-        """The columns rows are ordered and resumed by; () when none (known once open)."""
+        """The columns rows are ordered and resumed by; () when none (known once open). With
+        `increments_by`, the CURSOR column then the key."""
         return self._key
+
+    @property
+    def increments_by(self) -> str | None:
+        """MODE incremental's CURSOR column (a source column), which the rows are ordered by
+        first; None otherwise."""
+        return self._increments_by
+
+    @property
+    def _who(self) -> str:
+        """Who a configuration error is about: the item, else what is read."""
+        return f"item '{self._item}'" if self._item else self.name
 
     @property
     def bounds(self) -> Bounds | None:
@@ -298,6 +334,9 @@ class _MySQLReader:
         ]
         width = self._width
         what = f"reading {self.name}"
+        # MODE incremental: a NULL CURSOR would stop every later run (checked on open where
+        # the server says the column may be NULL; this guards the rest)
+        null_at = key_indexes[0] if key_indexes and self._increments_by is not None else None
         conn = await self._connect()
         try:
             with conn.translated(what):
@@ -309,6 +348,13 @@ class _MySQLReader:
                     raw_rows = await stream.fetchmany(batch_size)
                 if not raw_rows:
                     break
+                if null_at is not None and any(r[null_at] is None for r in raw_rows):
+                    raise SourceError(
+                        f"{what}: a row has NULL in the CURSOR column '{self._key[0]}' "
+                        f"({self._who}): MODE incremental would never read it (no high-water "
+                        f"mark is past NULL); make '{self._key[0]}' NOT NULL, or use MODE "
+                        "upsert or full"
+                    )
                 batch = _convert(raw_rows, converters, ordinal, names, width)
                 ordinal += len(raw_rows)
                 if key_indexes:
@@ -378,6 +424,39 @@ class _MySQLReader:
                     f"key column {column!r} ({t.column_type})"
                 ) from None
         return values
+
+    def _incremental(
+        self,
+        columns: Sequence[Column],
+        key: tuple[str, ...],
+        column_types: dict[str, types.MySQLType],
+        *,
+        source: str,
+        computed: Sequence[str] = (),
+        query: bool = False,
+    ) -> tuple[str, ...]:
+        """The order of a MODE incremental read: `increments_by`, then `key` (see
+        `pushdown.incremental_order`, which refuses a missing or nullable CURSOR column or no
+        key); ConfigError too for a CURSOR column whose values do not order like the rows'
+        changes (JSON, spatial)."""
+        assert self._increments_by is not None
+        order = incremental_order(
+            self._increments_by,
+            columns,
+            key,
+            who=self._who,
+            source=source,
+            computed=computed,
+            query=query,
+        )
+        t = column_types[order[0]]
+        if t.is_json or t.data_type in _UNORDERED:
+            raise ConfigError(
+                f"{self._who}: the CURSOR column '{order[0]}' of {source} is of type "
+                f"{t.column_type}, which a cursor cannot hold; MODE incremental needs a "
+                "timestamp, date, time, integer, numeric or text column"
+            )
+        return order
 
     # --- partitions ---------------------------------------------------------------------------
 
@@ -449,8 +528,9 @@ class MySQLTableSource(_MySQLReader):
         projection: Options | None = None,
         bounds: Bounds | None = None,
         item: str | None = None,
+        increments_by: str | None = None,
     ) -> None:
-        super().__init__(url, key, zero_dates, bounds, item)
+        super().__init__(url, key, zero_dates, bounds, item, increments_by=increments_by)
         self._table = table
         self._projection = projection
         self._pushdown: Pushdown | None = None
@@ -550,6 +630,11 @@ class MySQLTableSource(_MySQLReader):
                     f"{self._table.text}: the key column {column!r} may be NULL, so rows cannot "
                     "be resumed by it"
                 )
+        if self._increments_by is not None:
+            computed = [c.name for c in self._projection.compute] if self._projection else []
+            key = self._incremental(
+                columns, key, mysql_types, source=self._table.text, computed=computed
+            )
         self._from = f"{quote(database)}.{quote(table)}"
         pushdown = plan_pushdown(columns, self._projection, _DIALECT)
         selected = selection(pushdown, key, _DIALECT)
@@ -575,6 +660,8 @@ class MySQLTableSource(_MySQLReader):
         primary_key = (
             tuple(copied[k] for k in table_key) if all(k in copied for k in table_key) else ()
         )
+        if self._increments_by is not None and not self._explicit_key:
+            primary_key = ()  # MODE incremental without KEY appends each new version of a row
         self._items = _exact_floats(selected.items, pushdown.outputs, output_types)
         self._width, self._key_at = selected.width, selected.key_at
         self._where = pushdown.where
@@ -609,8 +696,9 @@ class MySQLQuerySource(_MySQLReader):
         zero_dates: str = "null",
         bounds: Bounds | None = None,
         item: str | None = None,
+        increments_by: str | None = None,
     ) -> None:
-        super().__init__(url, key, zero_dates, bounds, item)
+        super().__init__(url, key, zero_dates, bounds, item, increments_by=increments_by)
         self._sql = sql
 
     def __repr__(self) -> str:
@@ -652,12 +740,21 @@ class MySQLQuerySource(_MySQLReader):
             for d in described
         )
         self._width = len(columns)
-        if key:
+        order = key
+        if self._increments_by is not None:
+            order = self._incremental(
+                columns,
+                key,
+                {d.name: d.type for d in described},
+                source="the query",
+                query=True,
+            )
+        if order:
             self._items = ("*",)
             self._from = f"({text}) AS {quote('q')}"
-            self._key_at = tuple(names.index(k) for k in key)
+            self._key_at = tuple(names.index(k) for k in order)
             self._key_types = tuple(self._types[i] for i in self._key_at)
-            self._key = key
+            self._key = order
         else:
             self._plain = text
         self._schema = Schema(columns, key)
@@ -771,6 +868,21 @@ def _encode_key(value: Any) -> Any:
     return str(value)
 
 
+# Types whose values a cursor cannot hold in a useful order (MODE incremental's CURSOR).
+_UNORDERED = frozenset(
+    {
+        "json",
+        "geometry",
+        "point",
+        "linestring",
+        "polygon",
+        "multipoint",
+        "multilinestring",
+        "multipolygon",
+        "geometrycollection",
+        "geomcollection",
+    }
+)
 _EXACT = {"tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year"}
 _BYTES = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob", "bit"}
 

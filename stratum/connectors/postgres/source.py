@@ -1,8 +1,9 @@
 """The PostgreSQL sources: one consistent snapshot per read, keyset-paginated by their key.
 
-`PostgresTableSource(url, table, key=(), *, projection=None, bounds=None, item=None)` reads one
-table (or view), and `PostgresQuerySource(url, sql, key=(), *, bounds=None, item=None)` the
-rows of a query (MIGRATE QUERY), each on one asyncpg connection:
+`PostgresTableSource(url, table, key=(), *, projection=None, bounds=None, item=None,
+increments_by=None)` reads one table (or view), and `PostgresQuerySource(url, sql, key=(), *,
+bounds=None, item=None, increments_by=None)` the rows of a query (MIGRATE QUERY), each on one
+asyncpg connection:
 
 * open() connects and describes what is read. A table: its columns in order, with their types
   as `format_type` spells them and their nullability, and the key the rows are ordered and
@@ -14,6 +15,21 @@ rows of a query (MIGRATE QUERY), each on one asyncpg connection:
   PostgreSQL's), prepared (not run) to learn its columns and their types (`format_type` of the
   result's type oids, a domain as its base type; every column nullable); its key is the KEY,
   which must name columns it returns, else none.
+* MODE incremental: `increments_by` is the item's CURSOR, as a column of the table or the query
+  (`stratum.connectors.pushdown.source_cursor` maps it back through COLUMNS renames). The rows
+  are then read in the order (c, k1, k2): the CURSOR column first, then the key above (the
+  KEY, else the primary or unique key), which breaks ties between rows sharing one CURSOR
+  value (several rows may share one `updated_at`, and a batch may end between them). The
+  cursor of a batch is [c, k1, k2] of its last row, and a resume, or the item's next run,
+  reads `(c, k1, k2) > ($1, $2, $3)`: the rows changed (their CURSOR moved past the
+  high-water mark) or added since. `key` is then (c, k1, k2). Refused on open (ConfigError
+  naming the item, the table and the column): a CURSOR that is not a column (or is a COMPUTE
+  column), a CURSOR column that may be NULL (a row whose CURSOR is NULL would never be read),
+  one of a type a cursor cannot hold (see "Cursors"), no key to break ties, a query without
+  KEY. A view's and a query's columns are never known to be NOT NULL: there a row whose
+  CURSOR is NULL fails the read instead (SourceError; NULLs sort last, so nothing before it
+  is skipped). Without a KEY every new version of a row is appended, so the table's schema
+  claims no primary key (a target the engine creates can hold them all).
 * With a `projection` (the item's options), the table source pushes the item's COLUMNS,
   COMPUTE and WHERE into its SELECT (`stratum.connectors.pushdown` says what is pushed and
   what stays in Python); `applied` tells which. The SELECT is then prepared on open: the
@@ -31,10 +47,11 @@ rows of a query (MIGRATE QUERY), each on one asyncpg connection:
       ORDER BY k1, k2
 
   where each condition is there only when it applies: the WHERE when pushed down, `> $1` after
-  a cursor, `> low` and `<= high` within `bounds`. A key column the projection does not output
-  is selected after it ("hidden"), for the cursor, and stripped off the rows. A query with a
-  KEY: `SELECT * FROM (<query>) AS "q" [WHERE (key) > (...) ...] ORDER BY key`; without
-  one, the query as it is.
+  a cursor, `> low` and `<= high` within `bounds`; with `increments_by` the CURSOR column leads
+  every row comparison and the ORDER BY: `(c, k1, k2) > ($1, $2, $3) ORDER BY c, k1, k2`. A
+  key (or CURSOR) column the projection does not output is selected after it ("hidden"), for
+  the cursor, and stripped off the rows. A query with a KEY: `SELECT * FROM (<query>) AS "q"
+  [WHERE (key) > (...) ...] ORDER BY key` (key: [c,] KEY); without one, the query as it is.
   Without a key there is no ORDER BY, every cursor is None and `resumable` is False: the
   engine then reloads the item whole instead of resuming it. The transaction is rolled back
   (nothing was written) when the read ends, fails, is cancelled or is abandoned (at the next
@@ -46,7 +63,8 @@ rows of a query (MIGRATE QUERY), each on one asyncpg connection:
   gives up to n - 1 increasing cursors that cut the rows the WHERE keeps into n ranges of
   about equal row counts, computed by the server in one snapshot (the key of every
   (count * i // n)-th row, by `row_number()` over the key). A source without a usable key
-  cannot be split or bounded: ConfigError.
+  cannot be split or bounded: ConfigError. Without `increments_by` the ranges are of the plain
+  key (PARTITIONS and MODE incremental are never combined: the engine refuses it).
 * Cursors are the last row's key values as JSON values: int, str, bool and (finite) float as
   they are; Decimal, date, datetime, time and UUID as their ISO/str form; bytes as hex; a
   non-finite float as "NaN"/"Infinity"/"-Infinity". On resume they are decoded back by the key
@@ -88,6 +106,7 @@ from stratum.connectors.pushdown import (
     Bounds,
     Pushdown,
     Pushed,
+    incremental_order,
     plan_pushdown,
     select_sql,
     selection,
@@ -107,7 +126,7 @@ _ROLLBACK_TIMEOUT = 10.0
 _SAMPLE = 16  # rows of a batch measured for its nbytes estimate
 
 _RELATION = """
-SELECT c.oid FROM pg_catalog.pg_class c
+SELECT c.oid, c.relkind::text AS relkind FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
 """
@@ -269,10 +288,17 @@ class _PostgresReader:
     subclass's `_introspect` fills in what is read (see the module's docstring)."""
 
     def __init__(
-        self, url: str, key: tuple[str, ...], bounds: Bounds | None, item: str | None
+        self,
+        url: str,
+        key: tuple[str, ...],
+        bounds: Bounds | None,
+        item: str | None,
+        *,
+        increments_by: str | None,
     ) -> None:
         self._url = url  # holds the password: never put it in a message
         self._explicit_key = tuple(key)
+        self._increments_by = increments_by  # MODE incremental's CURSOR column (see the module)
         self._bounds = bounds
         self._item = item
         self._conn: Any = None
@@ -298,6 +324,17 @@ class _PostgresReader:
         raise NotImplementedError
 
     @property
+    def _who(self) -> str:
+        """Who a configuration error is about: the item, else what is read."""
+        return f"item '{self._item}'" if self._item else self._name
+
+    @property
+    def increments_by(self) -> str | None:
+        """MODE incremental's CURSOR column (a source column), which the rows are ordered by
+        first; None otherwise."""
+        return self._increments_by
+
+    @property
     def resumable(self) -> bool:
         """Whether a read can start after a cursor. Known once open; before, True only for an
         explicit key (never claim a key a table might not have)."""
@@ -305,7 +342,8 @@ class _PostgresReader:
 
     @property
     def key(self) -> tuple[str, ...]:
-        """The columns the rows are ordered (and resumed) by; () when none."""
+        """The columns the rows are ordered (and resumed) by; () when none. With
+        `increments_by`, the CURSOR column then the key."""
         return self._order if self._schema is not None else self._explicit_key
 
     @property
@@ -492,6 +530,9 @@ class _PostgresReader:
         conn = self._conn
         key_at = self._key_at if self._resumable else ()
         width = self._width if self._plain is None else None
+        # MODE incremental: a NULL CURSOR (possible only where the server cannot say, a view or
+        # a query) would stop every later run; NULLs sort last, so nothing is skipped before it
+        null_at = key_at[0] if key_at and self._increments_by is not None else None
         transaction = await self._begin(conn, what)
         try:
             async with self._lock:
@@ -504,6 +545,8 @@ class _PostgresReader:
                         records = await cursor.fetch(batch_size)
                 if not records:
                     break
+                if null_at is not None and any(r[null_at] is None for r in records):
+                    raise SourceError(self._null_cursor(what))
                 last = records[-1]
                 next_cursor: Cursor = encode_cursor([last[i] for i in key_at]) if key_at else None
                 if width is not None and width < len(last):
@@ -534,6 +577,57 @@ class _PostgresReader:
                 await transaction.start()
             self._transaction = transaction
         return transaction
+
+    def _null_cursor(self, what: str) -> str:
+        column = self._order[0]
+        return (
+            f"{what}: a row has NULL in the CURSOR column '{column}' ({self._who}): MODE "
+            f"incremental would never read it (no high-water mark is past NULL); make "
+            f"'{column}' NOT NULL (coalesce it in a query), or use MODE upsert or full"
+        )
+
+    def _incremental(
+        self,
+        columns: Sequence[Column],
+        key: tuple[str, ...],
+        decoders: dict[str, Callable[[Any], Any] | None],
+        types: dict[str, str],
+        *,
+        computed: Sequence[str] = (),
+        nullability: bool = True,
+        query: bool = False,
+    ) -> tuple[str, ...]:
+        """The order of a MODE incremental read: `increments_by`, then `key` (see
+        `pushdown.incremental_order`, which refuses a missing or nullable CURSOR column or no
+        key); ConfigError too when one of them is of a type a cursor cannot hold."""
+        assert self._increments_by is not None
+        source = "the query" if query else self._name
+        order = incremental_order(
+            self._increments_by,
+            columns,
+            key,
+            who=self._who,
+            source=source,
+            computed=computed,
+            nullability=nullability,
+            query=query,
+        )
+        cursor = order[0]
+        if decoders[cursor] is None:
+            raise ConfigError(
+                f"{self._who}: the CURSOR column '{cursor}' of {source} is of type "
+                f"{types[cursor]}, which a cursor cannot hold; MODE incremental needs a "
+                "timestamp, date, time, integer, numeric or text column"
+            )
+        unusable = [k for k in order[1:] if decoders[k] is None]
+        if unusable:
+            raise ConfigError(
+                f"{self._who}: MODE incremental resumes after the key of {source}, and its "
+                "column(s) "
+                + ", ".join(f"'{k}' ({types[k]})" for k in unusable)
+                + " cannot be kept in a cursor; give the item a KEY of other columns"
+            )
+        return order
 
     def _query(self, after: Cursor, what: str) -> tuple[str, list[Any]]:
         if self._plain is not None:  # a query without a KEY: as it is, whole
@@ -657,8 +751,9 @@ class PostgresTableSource(_PostgresReader):
         projection: Options | None = None,
         bounds: Bounds | None = None,
         item: str | None = None,
+        increments_by: str | None = None,
     ) -> None:
-        super().__init__(url, key, bounds, item)
+        super().__init__(url, key, bounds, item, increments_by=increments_by)
         self._table = table
         self._projection = projection
         self._pushdown: Pushdown | None = None
@@ -682,9 +777,10 @@ class PostgresTableSource(_PostgresReader):
 
     async def _introspect(self, conn: Any) -> None:
         schema_name, table = self._names()
-        oid = await conn.fetchval(_RELATION, schema_name, table)
-        if oid is None:
+        relation = await conn.fetchrow(_RELATION, schema_name, table)
+        if relation is None:
             raise SourceError(await self._missing(conn, schema_name, table))
+        oid = relation["oid"]
         rows = await conn.fetch(_COLUMNS, oid)
         columns = tuple(Column(r["name"], r["type"], not r["notnull"], r["type"]) for r in rows)
         decoders = {r["name"]: _decoder(r["base"], r["kind"]) for r in rows}
@@ -714,15 +810,27 @@ class PostgresTableSource(_PostgresReader):
                 if index["primary"] or index["notnull"]:
                     key = tuple(index["columns"])
                     break
-        usable = [(name, decoders[name]) for name in key]
+        order = key
+        if self._increments_by is not None:
+            computed = [c.name for c in self._projection.compute] if self._projection else []
+            order = self._incremental(
+                columns,
+                key,
+                decoders,
+                types,
+                computed=computed,
+                # a view's columns are never NOT NULL in the catalog: read() checks them
+                nullability=relation["relkind"] in ("r", "p", "f"),
+            )
+        usable = [(name, decoders[name]) for name in order]
         self._key = tuple(
             _KeyColumn(name, types[name], decode) for name, decode in usable if decode is not None
         )
-        self._order = key
-        self._resumable = bool(key) and len(self._key) == len(key)
+        self._order = order
+        self._resumable = bool(order) and len(self._key) == len(order)
         self._from = f"{quote(schema_name, _DIALECT)}.{quote(table, _DIALECT)}"
         pushdown = plan_pushdown(columns, self._projection, _DIALECT)
-        selected = selection(pushdown, key, _DIALECT)
+        selected = selection(pushdown, order, _DIALECT)
         self._items, self._width, self._key_at = selected.items, selected.width, selected.key_at
         self._where = pushdown.where
         by_name = {c.name: c for c in columns}
@@ -743,6 +851,8 @@ class PostgresTableSource(_PostgresReader):
             output = list(columns)
         copied = {o.source: o.name for o in reversed(pushdown.outputs) if o.source is not None}
         primary_key = tuple(copied[k] for k in key) if all(k in copied for k in key) else ()
+        if self._increments_by is not None and not self._explicit_key:
+            primary_key = ()  # MODE incremental without KEY appends each new version of a row
         self._pushdown = pushdown
         self._schema = Schema(tuple(output), primary_key=primary_key)
 
@@ -780,8 +890,9 @@ class PostgresQuerySource(_PostgresReader):
         *,
         bounds: Bounds | None = None,
         item: str | None = None,
+        increments_by: str | None = None,
     ) -> None:
-        super().__init__(url, key, bounds, item)
+        super().__init__(url, key, bounds, item, increments_by=increments_by)
         self._sql = sql
         self._text = ""
 
@@ -797,6 +908,8 @@ class PostgresQuerySource(_PostgresReader):
         described = await self._describe(conn, text)
         columns = tuple(Column(d.name, d.type, native=d.type) for d in described)
         names = [d.name for d in described]
+        by_name = {d.name: d for d in described}
+        decoders = {d.name: _decoder(d.base, d.kind) for d in described}
         key = self._explicit_key
         if key:
             missing = [k for k in key if k not in names]
@@ -810,8 +923,6 @@ class PostgresQuerySource(_PostgresReader):
                     )
                     + f"; it returns {', '.join(names)}"
                 )
-            by_name = {d.name: d for d in described}
-            decoders = {k: _decoder(by_name[k].base, by_name[k].kind) for k in key}
             unusable = [k for k in key if decoders[k] is None]
             if unusable:
                 raise ConfigError(
@@ -819,16 +930,21 @@ class PostgresQuerySource(_PostgresReader):
                     + ", ".join(f"{k!r} ({by_name[k].type})" for k in unusable)
                     + " cannot be resumed after; name columns of another type"
                 )
+        order = key
+        if self._increments_by is not None:  # a query's columns may all be NULL: read() checks
+            types = {d.name: d.type for d in described}
+            order = self._incremental(columns, key, decoders, types, nullability=False, query=True)
+        if order:
             self._key = tuple(
                 _KeyColumn(k, by_name[k].type, decode)
-                for k in key
+                for k in order
                 if (decode := decoders[k]) is not None
             )
-            self._order = key
+            self._order = order
             self._resumable = True
             self._items = ("*",)
             self._width = len(columns)
-            self._key_at = tuple(names.index(k) for k in key)
+            self._key_at = tuple(names.index(k) for k in order)
             self._from = f"({text}) AS {quote('q', _DIALECT)}"
         else:
             self._plain = text

@@ -47,3 +47,11 @@ def resume_line(item: str) -> str:
 )
 def test_the_plan_says_how_an_item_resumes(item: str, expected: str) -> None:
     assert resume_line(item + ";") == expected
+
+
+def test_an_incremental_item_resumes_after_its_cursor_and_key() -> None:
+    line = resume_line("MIGRATE src.t INTO wh.t MODE incremental CURSOR updated_at KEY (id);")
+    assert line == (
+        "after the last committed (updated_at, id): each run reads the rows whose updated_at is "
+        "past the last one's"
+    )

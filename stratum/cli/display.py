@@ -108,6 +108,7 @@ class EventLog:
                 item=event.item,
                 resumed_from=event.resumed_from,
                 rows_written=event.totals.rows_written,
+                load=event.load,
             )
         elif isinstance(event, BatchProcessed):
             self.log.info(

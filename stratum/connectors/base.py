@@ -133,6 +133,25 @@ class Source(Protocol):
 
 
 @runtime_checkable
+class TextSource(Protocol):
+    """A source that can yield every value as its text in PostgreSQL's input syntax for the
+    column's type (the pass-through path: the destination parses the text, Python converts
+    nothing). `read_text` reads like `read`, with the same cursors and positions; `read_again`
+    gives the typed rows of one text batch again, for the engine to load them one by one when
+    the destination refused the batch (it then finds and rejects the bad rows)."""
+
+    def text_path(self) -> str | None:
+        """None when every column can be read as text; else why not (a SET column...)."""
+        ...
+
+    def read_text(self, after: Cursor, batch_size: int) -> AsyncIterator[RawBatch]: ...
+
+    def read_again(self, after: Cursor, batch: RawBatch) -> AsyncIterator[RawBatch]:
+        """The rows of `batch` (read after `after`) as `read` gives them."""
+        ...
+
+
+@runtime_checkable
 class SizedSource(Protocol):
     """A source that knows how many rows it holds without reading them (a Parquet file's
     metadata, a table's statistics): the progress display then shows an ETA. Optional."""
@@ -197,6 +216,19 @@ class Destination(Protocol):
     async def columns(self, target: TableRef) -> tuple[Column, ...] | None:
         """An existing target's columns, types spelt as PostgreSQL spells them, in table order;
         None when the target does not exist. Rows are coerced to these types before writing."""
+        ...
+
+
+@runtime_checkable
+class TextDestination(Destination, Protocol):
+    """A destination that loads rows of text (str or None per value, in PostgreSQL's input
+    syntax for the target's column types) through its bulk path, and parses them itself."""
+
+    async def write_text(
+        self, target: TableRef, schema: Schema, rows: Sequence[Row], checkpoint: Checkpoint
+    ) -> None:
+        """Load `rows` and save `checkpoint` in one transaction (MODE full and append only).
+        Raises RowError when a value is refused: the engine then loads the batch row by row."""
         ...
 
 

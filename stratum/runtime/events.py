@@ -44,6 +44,9 @@ class ItemStarted:
     resumed_from: Cursor
     totals: Totals
     total_rows: int | None = None
+    # "text": the destination parses the source's text (the pass-through path); "rows": values
+    # converted in Python
+    load: str = "rows"
     at: float = field(default_factory=time.time)
 
 

@@ -27,6 +27,7 @@ from smql import Mode, OnError
 from stratum import failpoints
 from stratum.connectors.base import (
     Checkpoint,
+    Cursor,
     Destination,
     RawBatch,
     Rejected,
@@ -34,6 +35,8 @@ from stratum.connectors.base import (
     Schema,
     SizedSource,
     Source,
+    TextDestination,
+    TextSource,
 )
 from stratum.connectors.pushdown import remaining_options
 from stratum.errors import CircuitOpen, ResumeRefused, RowError, SourceError, StratumError
@@ -110,6 +113,7 @@ class ItemRun:
     _schema: Schema | None = field(default=None, init=False)
     _state: ItemState = field(default=ItemState.PENDING, init=False)  # each run starts pending
     _superseded: int = field(default=0, init=False)  # upsert rows replaced within their batch
+    _text: TextSource | None = field(default=None, init=False)  # the pass-through path's source
 
     def __post_init__(self) -> None:
         self._control_send, self._control_recv = anyio.create_memory_object_stream[Control](16)
@@ -194,10 +198,17 @@ class ItemRun:
                 self._schema = coercion.schema
             await self._record(ItemState.WORKING)
             total = await self.source.total_rows() if isinstance(self.source, SizedSource) else None
+            self._text = self._text_source(transformer, coercion)
             self.bus.publish(
-                ItemStarted(item.name, self._checkpoint.cursor, self._totals, total_rows=total)
+                ItemStarted(
+                    item.name,
+                    self._checkpoint.cursor,
+                    self._totals,
+                    total_rows=total,
+                    load="text" if self._text is not None else "rows",
+                )
             )
-            send, receive = anyio.create_memory_object_stream[TransformedBatch](self.queue_size)
+            send, receive = anyio.create_memory_object_stream[Queued](self.queue_size)
             self.send(Control.START)
             try:
                 async with anyio.create_task_group() as tg:
@@ -213,6 +224,21 @@ class ItemRun:
         await self._retry(lambda: self.destination.save_checkpoint(final))
         self._checkpoint = final
         return await self._end(Outcome.FINISHED, None)
+
+    def _text_source(self, transformer: Transformer, coercion: Coercion) -> TextSource | None:
+        """The source, when this item takes the pass-through path: the source reads every
+        value as text, the destination parses it, and nothing is converted in Python. Only for
+        plain loads (MODE full or append) whose transform the destination's parsing does
+        exactly: no COLUMNS, COMPUTE or WHERE left to do, and CASTs only from text to types
+        PostgreSQL reads as the engine would (`transformer.text_casts_only`)."""
+        source, destination = self.source, self.destination
+        if not isinstance(source, TextSource) or not isinstance(destination, TextDestination):
+            return None
+        if self.item.options.mode not in (Mode.FULL, Mode.APPEND) or not coercion.is_identity:
+            return None
+        if not transformer.passes_text or source.text_path() is not None:
+            return None
+        return source
 
     async def _check_resumable(self, checkpoint: Checkpoint) -> Checkpoint | None:
         """The checkpoint to resume from, None when there is nothing to do, or ResumeRefused."""
@@ -274,12 +300,15 @@ class ItemRun:
 
     async def _produce(
         self,
-        send: MemoryObjectSendStream[TransformedBatch],
+        send: MemoryObjectSendStream[Queued],
         transformer: Transformer,
         coercion: Coercion,
     ) -> None:
         async with send:
             if not await self._await_control(initial=True):
+                return
+            if self._text is not None:
+                await self._produce_text(send, self._text, transformer, coercion)
                 return
             batches = self.source.read(self._current().cursor, self._batch_size())
             async for raw in batches:
@@ -293,6 +322,53 @@ class ItemRun:
                 await send.send(batch)
                 if self._stopping:
                     break
+
+    async def _produce_text(
+        self,
+        send: MemoryObjectSendStream[Queued],
+        source: TextSource,
+        transformer: Transformer,
+        coercion: Coercion,
+    ) -> None:
+        """The pass-through path: batches of text, sent as they are read; each carries how
+        to read its rows again typed, should the destination refuse one of them."""
+        after = self._current().cursor
+        async for raw in source.read_text(after, self._batch_size()):
+            batch = TransformedBatch(
+                raw.rows,
+                raw.positions,
+                raw.rejected,
+                0,
+                len(raw.rows) + len(raw.rejected),
+                raw.cursor,
+                raw.nbytes,
+            )
+
+            async def retype(
+                after: Cursor = after, raw: RawBatch = raw, read: int = batch.read
+            ) -> TransformedBatch:
+                rows: list[Row] = []
+                positions: list[int] = []
+                rejected: list[Rejected] = []
+                async for again in source.read_again(after, raw):
+                    typed = await anyio.to_thread.run_sync(_shape, transformer, coercion, again)
+                    rows += typed.rows
+                    positions += typed.positions
+                    rejected += typed.rejected
+                return TransformedBatch(rows, positions, rejected, 0, read, raw.cursor)
+
+            failpoints.hit("after_read")
+            if not await self._await_control():
+                break
+            if transformer.text_safe(raw.rows):
+                await send.send(TextBatch(batch, retype))
+            else:  # a value the destination would read otherwise: this batch goes typed
+                typed = await retype()
+                typed.rejected[:0] = raw.rejected  # the reader's, as a typed batch has them
+                await send.send(typed)
+            after = raw.cursor
+            if self._stopping:
+                break
 
     async def _await_control(self, initial: bool = False) -> bool:
         """Apply pending control messages; False when the producer must stop. Before the first
@@ -323,15 +399,25 @@ class ItemRun:
 
     # --- consumer -----------------------------------------------------------------------
 
-    async def _consume(self, receive: MemoryObjectReceiveStream[TransformedBatch]) -> None:
+    async def _consume(self, receive: MemoryObjectReceiveStream[Queued]) -> None:
         async with receive:
             async for batch in receive:
                 if self._stopping:
                     failpoints.hit("during_drain")
-                await self._commit(batch)
+                if isinstance(batch, TextBatch):
+                    await self._commit(batch.batch, batch.retype)
+                else:
+                    await self._commit(batch)
             await self._record(ItemState.IDLE)
 
-    async def _commit(self, batch: TransformedBatch) -> None:
+    async def _commit(
+        self,
+        batch: TransformedBatch,
+        retype: Callable[[], Awaitable[TransformedBatch]] | None = None,
+    ) -> None:
+        """Write `batch` and its checkpoint in one transaction. With `retype` the batch holds
+        text for the destination to parse (the pass-through path); when it refuses a value, the
+        rows are read again typed (`retype`), transformed, and loaded as any batch is."""
         item, previous = self.item, self._current()
         seq = previous.batches + 1
         on_error = item.options.on_error or OnError.STOP
@@ -359,8 +445,24 @@ class ItemRun:
                 self.rejects.append, item.name, self.run_id, seq, rejected
             )
         try:
-            await self._write(rows, checkpoint_for(len(rows), len(rejected)), commit=True)
+            await self._write(
+                rows, checkpoint_for(len(rows), len(rejected)), commit=True, text=bool(retype)
+            )
         except RowError:
+            if retype is not None:
+                typed = await retype()
+                more = sorted(typed.rejected, key=lambda r: r.position)  # the transform's
+                if more and on_error is OnError.STOP:
+                    raise ItemFailed(_stop_message(item.name, more[0])) from None
+                if more and on_error is OnError.REJECT:
+                    # this batch's lines again, in the file's order (nothing of it committed)
+                    merged = sorted([*rejected, *more], key=lambda r: r.position)
+                    await anyio.to_thread.run_sync(self.rejects.trim, previous.batches)
+                    await anyio.to_thread.run_sync(
+                        self.rejects.append, item.name, self.run_id, seq, merged
+                    )
+                rejected += more
+                rows, positions = list(typed.rows), list(typed.positions)
             rows, positions, refused = await self._isolate(rows, positions, checkpoint_for)
             if refused and on_error is OnError.STOP:
                 raise ItemFailed(_stop_message(item.name, refused[0])) from None
@@ -418,8 +520,16 @@ class ItemRun:
         self._superseded = len(rows) - len(keep)
         return [rows[i] for i in keep], [positions[i] for i in keep]
 
-    async def _write(self, rows: Sequence[Row], checkpoint: Checkpoint, commit: bool) -> None:
+    async def _write(
+        self, rows: Sequence[Row], checkpoint: Checkpoint, commit: bool, text: bool = False
+    ) -> None:
         item = self.item
+        if text:
+            destination = self.destination
+            assert isinstance(destination, TextDestination)
+            schema = self._schema_for_write()
+            await self._retry(lambda: destination.write_text(item.target, schema, rows, checkpoint))
+            return
         await self._retry(
             lambda: self.destination.write(
                 item.target,
@@ -551,6 +661,17 @@ class ItemRun:
             message,
             str(self.rejects.path) if self.rejects.path.exists() else None,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class TextBatch:
+    """A batch of text for the destination to parse, and how to read its rows again typed."""
+
+    batch: TransformedBatch
+    retype: Callable[[], Awaitable[TransformedBatch]]
+
+
+Queued = TransformedBatch | TextBatch
 
 
 def _shape(transformer: Transformer, coercion: Coercion, raw: RawBatch) -> TransformedBatch:

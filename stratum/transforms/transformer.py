@@ -26,6 +26,7 @@ What a row goes through, in this order:
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -89,6 +90,7 @@ class Transformer:
         reorders: bool,
         source_code: str,
         loop: BatchFunction,
+        text_checks: tuple[int, ...] | None = None,
     ) -> None:
         self._source_schema = source_schema
         self._schema = schema
@@ -99,6 +101,7 @@ class Transformer:
         self._reorders = reorders
         self.source_code = source_code  # the generated Python, for debugging
         self._loop = loop  # the per-row function, also for batches `select` cannot take
+        self._text_checks = text_checks
 
     @property
     def schema(self) -> Schema:
@@ -113,6 +116,21 @@ class Transformer:
     def is_identity(self) -> bool:
         """True when `apply` returns every batch as it is (no per-row work at all)."""
         return self._is_identity
+
+    @property
+    def passes_text(self) -> bool:
+        """True when a destination that parses text may load the source's rows as they are,
+        with the same result as this transform (see `_Builder.text_checks`)."""
+        return self._text_checks is not None
+
+    def text_safe(self, rows: Sequence[Row]) -> bool:
+        """Whether these text rows may be parsed by the destination: no date or timestamp
+        value that is cast carries a UTC offset. One regular-expression scan per column."""
+        for index in self._text_checks or ():
+            values = "\n".join(v for row in rows if (v := row[index]) is not None)
+            if _OFFSET.search(values):
+                return False
+        return True
 
     def source_name(self, output: str) -> str | None:
         """The source column an output column copies (None for a COMPUTE column)."""
@@ -242,6 +260,7 @@ class _Builder:
             and everything
             and [n for n, _ in outputs] == self.names
         )
+        text_checks = self.text_checks(used_casts, where is None and not computes and everything)
         generator = _Generator(namespace, self.source, self.names)
         source_code, function = generator.function(
             casts=used_casts,
@@ -268,7 +287,25 @@ class _Builder:
             reorders=not everything,
             source_code=source_code,
             loop=function,
+            text_checks=text_checks,
         )
+
+    def text_checks(self, casts: dict[int, _Cast], plain: bool) -> tuple[int, ...] | None:
+        """Whether the destination may parse the source's text itself (the pass-through
+        path): None when not; else the columns whose values must be looked at first. Every
+        column must be output as it is, in order, and every CAST must go from text to a type
+        PostgreSQL reads as this stage converts it. A date or timestamp written with a UTC
+        offset is the exception (this stage converts it to UTC, PostgreSQL drops the offset),
+        so those columns are checked batch by batch."""
+        if not plain:
+            return None
+        checks = []
+        for index, cast in casts.items():
+            if self.types[index].kind is not Kind.TEXT or cast.target.kind not in _TEXT_SAFE:
+                return None
+            if cast.target.kind in (Kind.DATE, Kind.TIMESTAMP):
+                checks.append(index)
+        return tuple(sorted(checks))
 
     def compiler(
         self,
@@ -412,6 +449,24 @@ class _Builder:
             if parts[-2] != table and parts[-2].lower() != table.lower():
                 return None  # a rule for another table of the database
         return self.find(parts[-1], written)
+
+
+#: Types PostgreSQL parses from text as this stage converts text to them.
+_TEXT_SAFE = frozenset(
+    {
+        Kind.TEXT,
+        Kind.INT,
+        Kind.NUMERIC,
+        Kind.FLOAT,
+        Kind.BOOL,
+        Kind.JSON,
+        Kind.DATE,
+        Kind.TIMESTAMP,
+        Kind.TIMESTAMPTZ,
+    }
+)
+#: A UTC offset ending a date or timestamp ("+02", "-05:30", "+0100").
+_OFFSET = re.compile(r"\d[+-]\d\d(?::?\d\d)?\s*$", re.MULTILINE)
 
 
 def _single(index: int) -> Callable[[Row], Row]:

@@ -38,11 +38,11 @@ from __future__ import annotations
 import codecs
 import csv
 import zlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-from stratum.connectors.base import Column, RawBatch, Rejected, Row, Schema
+from stratum.connectors.base import Column, Cursor, RawBatch, Rejected, Row, Schema
 from stratum.connectors.files._common import (
     FileSourceBase,
     check_cancelled,
@@ -74,6 +74,22 @@ class CsvSource(FileSourceBase):
         self.options = options
         self._dialect = _dialect(options)
         self._codec = _codec(options.encoding)
+
+    # --- the pass-through path (stratum.connectors.base.TextSource) ----------------------------
+
+    def text_path(self) -> str | None:
+        """Every value of a CSV file is text already: it can always go to a destination that
+        parses text."""
+        return None
+
+    def read_text(self, after: Cursor, batch_size: int) -> AsyncIterator[RawBatch]:
+        """The rows as `read` gives them: their values are the file's text."""
+        return self.read(after, batch_size)
+
+    async def read_again(self, after: Cursor, batch: RawBatch) -> AsyncIterator[RawBatch]:
+        """A text batch is already what `read` gives: its rows again (the reader's rejects
+        were counted with the batch, so they are not repeated)."""
+        yield RawBatch(list(batch.rows), list(batch.positions), [], batch.cursor, batch.nbytes)
 
     def _read_schema(self) -> Schema:
         with _CsvScan(self, names=None) as scan:

@@ -27,6 +27,8 @@ names longer than PostgreSQL's 63 bytes are refused rather than silently truncat
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
@@ -302,6 +304,35 @@ class PostgresDestination:
 
         await self._transaction(what, work, commit=commit, rows_at_commit=True)
 
+    async def write_text(
+        self, target: TableRef, schema: Schema, rows: Sequence[Row], checkpoint: Checkpoint
+    ) -> None:
+        """Rows of text (str or None) through COPY ... FORMAT csv: the server parses each
+        value by its column's type, so Python converts nothing. csv's C writer quotes every
+        string (an empty string is "") and writes NULL as nothing at all, which COPY reads as
+        NULL: the two never meet."""
+        schema_name, table = self._names(target)
+        names = schema.names
+        for name in names:
+            check_identifier(name, self.capabilities.max_identifier_length, in_bytes=True)
+        what = f"writing {len(rows)} rows to {target.text}"
+        data = await anyio.to_thread.run_sync(csv_bytes, rows) if rows else b""
+
+        async def work(conn: Any) -> None:
+            if rows:
+                with self._translated(what, rows=True):
+                    await conn.copy_to_table(
+                        table,
+                        source=io.BytesIO(data),
+                        columns=names,
+                        schema_name=schema_name,
+                        format="csv",
+                    )
+            await self._upsert_checkpoint(conn, checkpoint)
+            failpoints.hit("before_commit")
+
+        await self._transaction(what, work, rows_at_commit=True)
+
     async def _copy_upsert(
         self,
         conn: Any,
@@ -394,6 +425,32 @@ class PostgresDestination:
                     await _rollback(transaction)
                     raise
                 return result
+
+
+class _Null(float):
+    """NULL for csv's writer: a number (never quoted) that prints as nothing. With
+    QUOTE_NONNUMERIC every string is quoted, so COPY reads this, and only this, as NULL."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return ""
+
+    __str__ = __repr__
+
+
+_NULL = _Null()
+
+
+def csv_bytes(rows: Sequence[Row]) -> bytes:
+    """Text rows as COPY ... FORMAT csv reads them (UTF-8); runs in a worker thread."""
+    out = io.StringIO()
+    writer = csv.writer(out, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
+    null = _NULL
+    writer.writerows(
+        row if None not in row else tuple([null if v is None else v for v in row]) for row in rows
+    )
+    return out.getvalue().encode("utf-8", "surrogateescape")
 
 
 async def _rollback(transaction: Any) -> None:

@@ -1,8 +1,9 @@
 """`MIGRATE DATABASE`: one plan item that fans out, at run time, into one table copy per table.
 
     read the source's catalog -> choose the tables (INCLUDING / EXCLUDING, minus the tables
-    other items of the plan write) -> truncate long names -> for each table, in foreign-key
-    order, up to `parallel` at once:
+    other items of the plan write) -> truncate long names -> on a fresh start, drop the foreign
+    keys an earlier run made (MODE full must empty the tables) -> for each table, in
+    foreign-key order, up to `parallel` at once:
         a child item `<item>/<table>`: the ordinary pipeline (create with columns only, load,
         checkpoint per batch), then that table's keys, indexes, identity past the max id,
         defaults, ENUM checks and comments (one transaction on PostgreSQL, with the step)
@@ -11,7 +12,7 @@
 Children are ordinary items to the engine: each has its own checkpoint row, state record,
 progress bar and summary line, and a hash made of the database item's hash, the table's name and
 its discovered columns, so a resume into a table whose source columns changed is refused. The
-database item itself has a checkpoint too (no rows, only steps: "before:<table>",
+database item itself has a checkpoint too (no rows, only steps: "drop", "before:<table>",
 "after:<table>", "foreign_keys", "views"), so a crash between two steps redoes nothing that
 committed; every statement also carries a query telling whether its effect is already there,
 which makes a step safe to redo on servers whose DDL is not transactional (MySQL/MariaDB).
@@ -143,14 +144,26 @@ def cast_catalog(catalog: Catalog, casts: tuple[CastRule, ...]) -> Catalog:
         by_column = [
             r for r in casts if r.by == "column" and rule_names(r, table.name, column.name, None)
         ]
-        if by_column:
-            return dataclasses.replace(column, type=by_column[-1].to)
         scored = [
             (score, r.to)
             for r in casts
             if r.by == "type" and (score := specificity(r.match, column.native_type)) is not None
         ]
-        return dataclasses.replace(column, type=max(scored)[1]) if scored else column
+        if by_column:
+            to = by_column[-1].to
+        elif scored:
+            best = max(score for score, _ in scored)
+            targets = {to for score, to in scored if score == best}
+            if len(targets) > 1:  # as the transform stage refuses them
+                raise ConfigError(
+                    f"column {table.name}.{column.name} has two CAST rules of the same weight: "
+                    + " and ".join(f"TO {t}" for t in sorted(targets))
+                )
+            (to,) = targets
+        else:
+            return column
+        # a cast column is what the rule makes it: no longer the source's enum
+        return dataclasses.replace(column, type=to, enum_type=None, labels=())
 
     return dataclasses.replace(
         catalog,

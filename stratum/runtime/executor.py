@@ -423,7 +423,8 @@ async def preview(executor: MigrationExecutor) -> list[tuple[str, str]]:
     actions = []
     for item in executor.selected():
         try:
-            executor.connectors.source(item)
+            if item.kind is not ItemKind.DATABASE_COPY:  # its tables are found when it runs
+                executor.connectors.source(item)
             destination = executor.connectors.destination(item)
             await destination.open()
             try:

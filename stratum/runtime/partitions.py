@@ -13,7 +13,7 @@ The ranges are kept, not recomputed, so a resume after a crash reads exactly the
 children's checkpoints count: recomputing them on changed data would move rows between ranges
 and load some twice. Each child's hash is made of the parent's, its number and its range.
 A source with no key cannot be split: the item fails with the reason (a `MIGRATE DATABASE` table
-without a key is read whole instead: `whole_when_keyless`).
+without a key is read whole instead: the executor's `run_whole`).
 """
 
 from __future__ import annotations

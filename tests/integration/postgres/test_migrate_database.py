@@ -308,3 +308,13 @@ def test_cast_type_overrides_the_boolean_reading_of_tinyint_1(
     ]
     # the default, made after the data, fits the column as created: a number, not TRUE
     assert pg(target, "INSERT INTO shop.customers (name) VALUES ('new') RETURNING active") == [(1,)]
+
+
+def test_dry_run_says_what_a_database_copy_would_do(migrated: tuple[Migrate, str, str]) -> None:
+    migrate, _, _ = migrated
+    before = migrate.run(extra=("--dry-run",))
+    assert before.returncode == 0, before.stderr
+    assert before.stdout.strip() == "dst.shop: start: load into dst.shop (full)"
+    assert migrate.run().returncode == 0
+    after = migrate.run(extra=("--dry-run",))
+    assert after.stdout.startswith("dst.shop: nothing to do: finished by run ")

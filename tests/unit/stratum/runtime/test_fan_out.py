@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from stratum.errors import ConfigError
 from stratum.plan.model import DatabaseSource, TableRef
 from stratum.runtime.database import chosen_tables, fit_columns, like
 from stratum.runtime.partitions import ranges
@@ -72,3 +73,29 @@ def test_long_column_names_are_cut_everywhere_they_are_named() -> None:
 def test_ranges_cover_every_key_once() -> None:
     assert ranges([]) == [(None, None)]
     assert ranges([[10], [20]]) == [(None, [10]), ([10], [20]), ([20], None)]
+
+
+def test_cast_rules_reach_the_catalog_the_ddl_is_made_from() -> None:
+    from stratum.plan.model import CastRule
+    from stratum.runtime.database import cast_catalog
+
+    table = TableInfo(
+        "t",
+        (
+            ColumnInfo("flag", "tinyint(1)", "boolean", False, default="1"),
+            ColumnInfo("mood", "app.mood", "text", True, labels=("a", "b"), enum_type="app.mood"),
+            ColumnInfo("big", "bigint(20) unsigned", "numeric(20,0)", False),
+        ),
+    )
+    catalog = Catalog("mysql", "db", (table,))
+    casts = (
+        CastRule("type", "tinyint(1)", "smallint"),
+        CastRule("column", "t.mood", "text"),
+        CastRule("type", "bigint", "text"),
+        CastRule("type", "bigint unsigned", "numeric(30,0)"),
+    )
+    columns = cast_catalog(catalog, casts).tables[0].columns
+    assert [c.type for c in columns] == ["smallint", "text", "numeric(30,0)"]
+    assert columns[1].enum_type is None  # a cast enum column is not made an enum again
+    with pytest.raises(ConfigError, match="two CAST rules of the same weight"):
+        cast_catalog(catalog, (CastRule("type", "bigint", "text"), CastRule("type", "int8", "x")))

@@ -5,13 +5,18 @@ VENV ?= .venv
 PYTHON ?= python3
 PY = $(VENV)/bin/python
 PYTEST_ARGS ?=
+# `make bench`: rows of the base data set (the 5M scenarios take 5x), runs per scenario (median),
+# extra options for bench.run (BENCH_ARGS='--scenario mysql_pg pg_pg').
+ROWS ?= 1000000
+RUNS ?= 3
+BENCH_ARGS ?=
 
 # Written after a successful install; redone whenever pyproject.toml changes.
 INSTALL_STAMP = $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install quickstart test lint fmt clean distclean
+.PHONY: help install quickstart test lint fmt bench bench-quick bench-clean clean distclean
 
 help:
 	@echo "make install     create $(VENV) (if absent) and install stratum with the dev extras"
@@ -19,6 +24,9 @@ help:
 	@echo "make test        run the test suite (extra pytest options: PYTEST_ARGS='...')"
 	@echo "make lint        ruff check, ruff format --check, mypy"
 	@echo "make fmt         ruff format and ruff check --fix"
+	@echo "make bench       the benchmark suite, ROWS=$(ROWS) RUNS=$(RUNS) (bench/README.md)"
+	@echo "make bench-quick a subset at 100,000 rows, one run each"
+	@echo "make bench-clean drop the benchmark's sbench_* databases and its cached data"
 	@echo "make clean       remove caches and build output (distclean also removes $(VENV))"
 
 install: $(INSTALL_STAMP)
@@ -43,6 +51,15 @@ lint: install
 fmt: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+bench: install
+	$(PY) -m bench.run --rows $(ROWS) --runs $(RUNS) $(BENCH_ARGS)
+
+bench-quick: install
+	$(PY) -m bench.run --rows 100000 --runs 1 --quick $(BENCH_ARGS)
+
+bench-clean:
+	$(PY) -m bench.generate --clean
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage htmlcov

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -56,7 +57,9 @@ from stratum.transforms.coerce import Coercion
 
 T = TypeVar("T")
 
-MAX_PAUSES = 3  # circuit-breaker pauses an item sits out before it gives up
+MAX_PAUSES = 3
+#: STRATUM_TEXT_LOAD=off turns the pass-through path off (every item converts its values).
+TEXT_LOAD_ENV = "STRATUM_TEXT_LOAD"  # circuit-breaker pauses an item sits out before it gives up
 
 
 class Control(StrEnum):
@@ -232,6 +235,8 @@ class ItemRun:
         exactly: no COLUMNS, COMPUTE or WHERE left to do, and CASTs only from text to types
         PostgreSQL reads as the engine would (`transformer.text_casts_only`)."""
         source, destination = self.source, self.destination
+        if os.environ.get(TEXT_LOAD_ENV, "").strip().lower() in ("0", "off", "no"):
+            return None  # the typed path for every item: to compare the two, or rule one out
         if not isinstance(source, TextSource) or not isinstance(destination, TextDestination):
             return None
         if self.item.options.mode not in (Mode.FULL, Mode.APPEND) or not coercion.is_identity:

@@ -102,6 +102,7 @@ from stratum.connectors.base import Column, Cursor, RawBatch, Rejected, Row, Sch
 from stratum.connectors.mysql import types
 from stratum.connectors.mysql._connect import MySQLConnection, connect, parse_url
 from stratum.connectors.mysql._errors import describe
+from stratum.connectors.mysql.text import text_expression
 from stratum.connectors.pushdown import (
     Bounds,
     Pushdown,
@@ -319,19 +320,80 @@ class _MySQLReader:
 
     # --- reading ------------------------------------------------------------------------------
 
-    async def read(self, after: Cursor, batch_size: int) -> AsyncIterator[RawBatch]:
+    def read(self, after: Cursor, batch_size: int) -> AsyncIterator[RawBatch]:
+        return self._read(after, batch_size)
+
+    # --- the pass-through path (stratum.connectors.base.TextSource, text.py) -------------------
+
+    def text_path(self) -> str | None:
+        """None when every output column has a text expression (known once open); else why
+        the item takes the typed path."""
+        items = self._text_items()
+        return items if isinstance(items, str) else None
+
+    def read_text(self, after: Cursor, batch_size: int) -> AsyncIterator[RawBatch]:
+        """The rows with every value as PostgreSQL's text for its mapped type, formatted by
+        the server (text.py); cursors and positions as `read` gives them."""
+        return self._read(after, batch_size, text=True)
+
+    async def read_again(self, after: Cursor, batch: RawBatch) -> AsyncIterator[RawBatch]:
+        """The typed rows of a text batch: the keys after `after`, up to its cursor."""
+        shift = batch.positions[0] - 1 if batch.positions else 0  # ordinals of the first read
+        async for again in self._read(after, max(len(batch.rows), 1), upto=batch.cursor):
+            again.positions = [p + shift for p in again.positions]
+            again.rejected = [
+                dataclasses.replace(r, position=r.position + shift) for r in again.rejected
+            ]
+            yield again
+
+    def _text_items(self) -> tuple[str, ...] | str:
+        """The select list for `read_text`, or why there is none."""
+        outputs = self._outputs()
+        if outputs is None:
+            return "the query's columns are not known one by one"
+        items = []
+        for i, (name, source) in enumerate(outputs):
+            if source is None:
+                return f"column {name!r} is computed in the SELECT"
+            expression = text_expression(quote(source), self._types[i], self._zero_dates)
+            if expression is None:
+                return f"column {name!r} ({self._types[i].column_type}) has no text form"
+            items.append(f"{expression} AS {quote(name)}")
+        # the key's own values follow, as the typed read has them, for the cursor
+        return (*items, *(quote(k) for k in self._key))
+
+    def _outputs(self) -> list[tuple[str, str | None]] | None:
+        """Each output column's name and the table column it copies (None: computed);
+        None when not known (a query)."""
+        return None
+
+    async def _read(
+        self, after: Cursor, batch_size: int, *, text: bool = False, upto: Cursor = None
+    ) -> AsyncIterator[RawBatch]:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
         await self.open()
         assert self._schema is not None
         names = self._schema.names
         key_indexes = self._key_at if self._key else ()
-        sql, params = self._select(after)
-        converters = [
-            (i, f)
-            for i, f in enumerate(types._converter(t, self._zero_dates) for t in self._types)
-            if f is not None
-        ]
+        items: tuple[str, ...] | None = None
+        if text:
+            found = self._text_items()
+            if isinstance(found, str):
+                raise SourceError(f"{self.name}: cannot read as text: {found}")
+            items = found
+            # the typed key columns come after the text ones
+            key_indexes = tuple(range(self._width, self._width + len(key_indexes)))
+        sql, params = self._select(after, items=items, upto=upto)
+        converters = (
+            []
+            if text
+            else [
+                (i, f)
+                for i, f in enumerate(types._converter(t, self._zero_dates) for t in self._types)
+                if f is not None
+            ]
+        )
         width = self._width
         what = f"reading {self.name}"
         # MODE incremental: a NULL CURSOR would stop every later run (checked on open where
@@ -373,8 +435,11 @@ class _MySQLReader:
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         await conn.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
 
-    def _select(self, after: Cursor) -> tuple[str, list[Any]]:
-        """The read's SELECT, with `%` doubled (the driver formats it with the parameters)."""
+    def _select(
+        self, after: Cursor, *, items: tuple[str, ...] | None = None, upto: Cursor = None
+    ) -> tuple[str, list[Any]]:
+        """The read's SELECT, with `%` doubled (the driver formats it with the parameters):
+        `items` instead of the typed select list, and no key past `upto` when it is given."""
         if self._plain is not None:  # a query without a KEY: as it is, whole
             if after is not None:
                 raise SourceError(
@@ -386,7 +451,7 @@ class _MySQLReader:
             return _escaped(self._plain), []
         conditions = [f"({_escaped(self._where)})"] if self._where is not None else []
         params: list[Any] = []
-        items = [_escaped(item) for item in self._items]
+        selected = [_escaped(item) for item in (items or self._items)]
         source = _escaped(self._from)
         if not self._key:
             if after is not None:
@@ -394,9 +459,9 @@ class _MySQLReader:
                     f"{self.name}: cannot resume after {after!r}: the table has no "
                     "primary or unique key, so it can only be read whole"
                 )
-            if self._bounds is not None:
+            if self._bounds is not None or upto is not None:
                 self._check_splittable("read by key range")
-            return select_sql(items, source, conditions, ()), params
+            return select_sql(selected, source, conditions, ()), params
         keys = [_escaped(quote(k)) for k in self._key]
         if after is not None:
             _add(conditions, params, _after(keys, self._decode_cursor(after)))
@@ -406,7 +471,12 @@ class _MySQLReader:
                 _add(conditions, params, _after(keys, self._decode_cursor(low)))
             if high is not None:
                 _add(conditions, params, _at_most(keys, self._decode_cursor(high)))
-        return select_sql(items, source, conditions, keys), params
+        if upto is not None:
+            _add(conditions, params, _at_most(keys, self._decode_cursor(upto)))
+        order = keys
+        if items is not None:  # by position: a text column may carry the key's name
+            order = [str(self._width + i + 1) for i in range(len(keys))]
+        return select_sql(selected, source, conditions, order), params
 
     def _decode_cursor(self, after: Cursor) -> list[Any]:
         if not isinstance(after, list) or len(after) != len(self._key):
@@ -537,6 +607,11 @@ class MySQLTableSource(_MySQLReader):
 
     def __repr__(self) -> str:
         return f"MySQLTableSource(<url>, {self._table.text!r})"
+
+    def _outputs(self) -> list[tuple[str, str | None]] | None:
+        if self._pushdown is None:
+            return None
+        return [(o.name, o.source) for o in self._pushdown.outputs]
 
     @property
     def name(self) -> str:
@@ -791,7 +866,7 @@ def _convert(
     if raw_rows and len(raw_rows[0]) > width:
         raw_rows = [tuple(r)[:width] for r in raw_rows]
     if not converters:
-        return RawBatch(rows=[tuple(r) for r in raw_rows], positions=positions)
+        return RawBatch(rows=list(raw_rows), positions=positions)
     rows: list[Row] = []
     kept: list[int] = []
     rejected: list[Rejected] = []

@@ -520,15 +520,62 @@ class _PostgresReader:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         return self._read(after, batch_size)
 
-    async def _read(self, after: Cursor, batch_size: int) -> AsyncIterator[RawBatch]:
+    # --- the pass-through path (stratum.connectors.base.TextSource) ----------------------------
+
+    def text_path(self) -> str | None:
+        """None when every output column can be read as its text (known once open): the
+        server's text output of a type is its own input syntax, so another PostgreSQL reads it
+        back as the same value."""
+        items = self._text_items()
+        return items if isinstance(items, str) else None
+
+    def read_text(self, after: Cursor, batch_size: int) -> AsyncIterator[RawBatch]:
+        """The rows with every value as PostgreSQL prints it (`::text`); cursors and
+        positions as `read` gives them."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        return self._read(after, batch_size, text=True)
+
+    async def read_again(self, after: Cursor, batch: RawBatch) -> AsyncIterator[RawBatch]:
+        """The typed rows of a text batch: the keys after `after`, up to its cursor."""
+        shift = batch.positions[0] - 1 if batch.positions else 0  # ordinals of the first read
+        async for again in self._read(after, max(len(batch.rows), 1), upto=batch.cursor):
+            again.positions = [p + shift for p in again.positions]
+            yield again
+
+    def _text_items(self) -> tuple[str, ...] | str:
+        """The select list for `read_text`, or why there is none."""
+        pushdown = getattr(self, "_pushdown", None)
+        if pushdown is None:
+            return "the query's columns are not known one by one"
+        items = []
+        for output in pushdown.outputs:
+            if output.source is None:
+                return f"column {output.name!r} is computed in the SELECT"
+            column = quote(output.source, _DIALECT)
+            items.append(f"{column}::text AS {quote(output.name, _DIALECT)}")
+        # the key's own values follow, typed, for the cursor (the rows are cut before them)
+        return (*items, *(quote(k, _DIALECT) for k in self._order))
+
+    async def _read(
+        self, after: Cursor, batch_size: int, *, text: bool = False, upto: Cursor = None
+    ) -> AsyncIterator[RawBatch]:
         what = f"reading {self._name}"
         if self._schema is None:
             raise SourceError(f"{what}: the PostgreSQL source is not open")
-        sql, args = self._query(after, what)
+        items: tuple[str, ...] | None = None
+        if text:
+            found = self._text_items()
+            if isinstance(found, str):
+                raise SourceError(f"{what}: cannot read as text: {found}")
+            items = found
+        sql, args = self._query(after, what, items=items, upto=upto)
         if self._conn is None or self._conn.is_closed():
             await self.open()  # the connection was lost: a retried read reconnects
         conn = self._conn
         key_at = self._key_at if self._resumable else ()
+        if text and key_at:  # the typed key columns come after the text ones
+            key_at = tuple(range(self._width, self._width + len(key_at)))
         width = self._width if self._plain is None else None
         # MODE incremental: a NULL CURSOR (possible only where the server cannot say, a view or
         # a query) would stop every later run; NULLs sort last, so nothing is skipped before it
@@ -629,7 +676,16 @@ class _PostgresReader:
             )
         return order
 
-    def _query(self, after: Cursor, what: str) -> tuple[str, list[Any]]:
+    def _query(
+        self,
+        after: Cursor,
+        what: str,
+        *,
+        items: tuple[str, ...] | None = None,
+        upto: Cursor = None,
+    ) -> tuple[str, list[Any]]:
+        """The read's SELECT: `items` instead of the typed select list, and no key past `upto`
+        when it is given."""
         if self._plain is not None:  # a query without a KEY: as it is, whole
             if after is not None:
                 raise SourceError(
@@ -664,8 +720,13 @@ class _PostgresReader:
                 compare(">", low)
             if high is not None:
                 compare("<=", high)
+        if upto is not None:
+            self._check_splittable("read by key range")
+            compare("<=", upto)
         order = [quote(k, _DIALECT) for k in self._order]
-        return select_sql(self._items, self._from, conditions, order), args
+        if items is not None:  # by position: a text column may carry the key's name
+            order = [str(self._width + i + 1) for i in range(len(self._order))]
+        return select_sql(items or self._items, self._from, conditions, order), args
 
     async def _end(self, transaction: Any) -> None:
         """Roll back a read's transaction (read-only: nothing to commit), with `_lock` held, so

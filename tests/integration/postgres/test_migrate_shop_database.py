@@ -10,19 +10,35 @@ import json
 import signal
 from pathlib import Path
 
+import pytest
+
+from stratum.runtime.pipeline import TEXT_LOAD_ENV
 from stratum.schema.ddl import fit_name
 from stratum.schema.introspect_mysql import read_mysql_catalog
 from tests.support.checksums import compare_databases
 from tests.support.databases import ThrowawayDatabase
 from tests.support.migrate import Migrate
-from tests.support.shop_schema import LONG_TABLE, load_shop
-from tests.support.sql import pg
+from tests.support.shop_schema import LONG_TABLE, SHOP_TABLES, SHOP_VIEWS, load_shop
+from tests.support.sql import my, pg
 
 
+@pytest.mark.parametrize("load", ["text", "rows"])
 def test_the_shop_database_survives_a_kill_and_arrives_exact(
-    tmp_path: Path, postgres_database: ThrowawayDatabase, mariadb_database: ThrowawayDatabase
+    tmp_path: Path,
+    postgres_database: ThrowawayDatabase,
+    mariadb_database: ThrowawayDatabase,
+    monkeypatch: pytest.MonkeyPatch,
+    load: str,
 ) -> None:
+    """Through the pass-through path (the servers format and parse every value as text), and
+    through the typed path (every value converted in Python): both exact."""
+    if load == "rows":
+        monkeypatch.setenv(TEXT_LOAD_ENV, "off")
     source, target = mariadb_database.url, postgres_database.url
+    pg(target, "DROP SCHEMA IF EXISTS shop CASCADE", "DROP SCHEMA IF EXISTS stratum CASCADE")
+    drops = [f"DROP VIEW IF EXISTS `{v}`" for v in SHOP_VIEWS]
+    drops += [f"DROP TABLE IF EXISTS `{t}`" for t in SHOP_TABLES]
+    my(source, "SET FOREIGN_KEY_CHECKS = 0", *drops)  # the other parameter's tables
     counts = asyncio.run(load_shop(source, rows=150))
     plan = tmp_path / "shop.smql"
     plan.write_text(
@@ -44,6 +60,7 @@ def test_the_shop_database_survives_a_kill_and_arrives_exact(
     assert resumed, "the rerun resumed no table after its last committed key"
     rejected = [e for e in lines if e.get("event") == "item_finished" and e["rows_rejected"]]
     assert rejected == []
+    assert {e["load"] for e in lines if e.get("event") == "item_started"} == {load}
     # each keyed table was read as 3 key ranges at once; the keyless audit_log whole
     finished = {e["item"] for e in lines if e.get("event") == "item_finished"}
     assert {"pg.shop/orders#1", "pg.shop/orders#2", "pg.shop/orders#3"} <= finished

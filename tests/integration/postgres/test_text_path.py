@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.support.databases import ThrowawayDatabase
 from tests.support.migrate import Migrate
-from tests.support.sql import pg
+from tests.support.sql import my, pg
 
 CASTS = (
     "CAST COLUMN id TO bigint, COLUMN amount TO numeric(10,2), COLUMN day TO date, "
@@ -113,3 +113,34 @@ def test_a_killed_text_load_resumes_exactly(
     assert pg(url, "SELECT count(*), count(DISTINCT id), sum(amount) FROM killed") == [
         (300, 300, sum(i + 0.25 for i in range(1, 301)))
     ]
+
+
+def test_mariadb_values_postgresql_refuses_are_rejected_the_typed_way(
+    tmp_path: Path, postgres_database: ThrowawayDatabase, mariadb_database: ThrowawayDatabase
+) -> None:
+    source = mariadb_database.url
+    rows = ",".join(
+        f"({i}, '{'30:00:00' if i == 7 else '12:00:00'}', {2 if i == 12 else i % 2}, 'v{i}')"
+        for i in range(1, 21)
+    )
+    my(
+        source,
+        "CREATE TABLE clocks (id int PRIMARY KEY, t time, flag tinyint(1), v varchar(10))",
+        f"INSERT INTO clocks VALUES {rows}",
+    )
+    plan = tmp_path / "clocks.smql"
+    plan.write_text(
+        f"CONNECTION src = '{source}';\nCONNECTION dst = '{postgres_database.url}';\n"
+        "MIGRATE src.clocks INTO dst.clocks ON ERROR reject BATCH SIZE 5;\n"
+    )
+    migrate = Migrate(plan, tmp_path / "state")
+    done = migrate.run(extra=("--summary", str(tmp_path / "summary.json")))
+    assert done.returncode == 0, done.stderr
+    assert [e["load"] for e in started(done.stderr)] == ["text"]
+    (item,) = json.loads((tmp_path / "summary.json").read_text())["items"]
+    assert (item["rows_read"], item["rows_written"], item["rows_rejected"]) == (20, 18, 2)
+    lines = [json.loads(x) for x in Path(item["reject_file"]).read_text().splitlines()]
+    assert [x["position"] for x in lines] == [7, 12]  # ordinals of the rows in the read
+    assert "30:00:00" in lines[0]["reason"]
+    ids = [r[0] for r in pg(postgres_database.url, "SELECT id FROM clocks ORDER BY id")]
+    assert ids == [i for i in range(1, 21) if i not in (7, 12)]

@@ -21,7 +21,9 @@ Bit strings (`bit varying(n)`, `bit(n)`: '0'/'1' strs in rows) are stored as tex
 they are (`_duckdb_schema` says why not DuckDB's BIT). A target Stratum creates gets text for
 a named type DuckDB does not have (a PostgreSQL enum or domain, inet: `_known_types`).
 Intervals (PostgreSQL's text in rows) and the dates 'infinity'/'-infinity' are cast by DuckDB,
-which keeps months, days and microseconds apart as PostgreSQL does.
+which keeps months, days and microseconds apart as PostgreSQL does. JSON values are written as
+JSON text by `json_exact` (`_exact_json`): a Decimal inside (a number a float cannot hold) keeps
+every digit, and DuckDB's JSON keeps the text as it is.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from smql import Mode
 from stratum import failpoints
 from stratum.connectors.base import Capabilities, Checkpoint, Column, Row, Schema
 from stratum.connectors.duckdb._encoding import encode_columns
+from stratum.connectors.postgres._codecs import json_exact
 from stratum.connectors.sql import (
     CHECKPOINT_SCHEMA,
     CHECKPOINT_SELECT,
@@ -66,7 +69,7 @@ from stratum.connectors.sql import (
     translated,
     upsert_key,
 )
-from stratum.errors import ConfigError, DestinationError
+from stratum.errors import ConfigError, DestinationError, RowError
 from stratum.plan.model import TableRef
 
 if TYPE_CHECKING:
@@ -79,6 +82,7 @@ A = TypeVar("A")
 
 _DIALECT = "duckdb"
 _INTERVAL = exp.DataType.Type.INTERVAL
+_JSON_TYPES = {exp.DataType.Type.JSON, exp.DataType.Type.JSONB}
 _NAMED_TYPES = {exp.DataType.Type.USERDEFINED, exp.DataType.Type.INET}
 _DEFAULT_SCHEMA = "main"
 
@@ -245,12 +249,13 @@ class DuckDBDestination:
         what = f"writing {len(rows)} rows to {target.text}"
         check_rows(target, schema, rows)
         rows = _duckdb_intervals(schema, rows)
+        sent, rows = _exact_json(schema, rows)
 
         def work(conn: DuckDBPyConnection) -> None:
             if rows:
                 batch = last_row_per_key(rows, schema.names, upsert) if upsert else rows
                 with self._translated(what, rows=True):
-                    conn.execute(insert, encode_columns(schema, batch))
+                    conn.execute(insert, encode_columns(sent, batch))
             self._upsert_checkpoint(conn, checkpoint)
             if commit:
                 failpoints.hit("before_commit")  # fault-injection tests: rows sent, no COMMIT
@@ -465,6 +470,33 @@ def _duckdb_intervals(schema: Schema, rows: Sequence[Row]) -> Sequence[Row]:
                 values[i] = values[i].replace("+", "")
         out.append(tuple(values))
     return out
+
+
+def _exact_json(schema: Schema, rows: Sequence[Row]) -> tuple[Schema, Sequence[Row]]:
+    """The rows with each JSON value as JSON text written by `json_exact` (a Decimal inside, a
+    number a float cannot hold, with every digit: `encode_columns`' plain encoder refuses it),
+    and the schema `encode_columns` is to read them with: those columns as text, so their text
+    is sent as it is (the INSERT still casts it to the column's JSON). RowError, naming the
+    column, for a value that is not JSON (NaN, an object JSON has no form for)."""
+    at = [
+        i
+        for i, c in enumerate(schema.columns)
+        if not _BIT_STRING.fullmatch(c.type) and parse_type(c.type, c.name).this in _JSON_TYPES
+    ]
+    if not at:
+        return schema, rows
+    out = []
+    for row in rows:
+        values = list(row)
+        for i in at:
+            if values[i] is not None:
+                try:
+                    values[i] = json_exact(values[i])
+                except (TypeError, ValueError) as exc:
+                    raise RowError(f"column {schema.columns[i].name!r}: {exc}") from exc
+        out.append(tuple(values))
+    columns = tuple(replace(c, type="text") if i in at else c for i, c in enumerate(schema.columns))
+    return replace(schema, columns=columns), out
 
 
 def _pg_type(duck_type: str) -> str:

@@ -14,9 +14,22 @@ bytea                        LONGBLOB                      every byte, NULs incl
                                                            needs a length)
 jsonb, json                  JSON (MariaDB: LONGTEXT       JSON text; a Decimal inside is
                              CHECK (JSON_VALID))           written with every digit
-any array (integer[],        JSON                          a JSON array, nested for 2-D arrays,
-text[], numeric[], ...)                                    NULL elements as null (MySQL has no
-                                                           arrays)
+any array (integer[],        JSON                          a JSON array (MySQL has no arrays),
+text[], date[], ...)                                       nested for 2-D arrays, NULL elements
+                                                           as null, each element as PostgreSQL's
+                                                           to_json writes it: numbers and
+                                                           booleans as they are (a numeric with
+                                                           every digit); text, uuid, interval,
+                                                           inet and bit strings as their text;
+                                                           dates, timestamps and times in ISO
+                                                           8601 ('2024-02-29',
+                                                           '2024-02-29T23:59:59.5', a
+                                                           timestamptz in UTC with its offset,
+                                                           '...T18:29:59.5+00:00', a timetz as
+                                                           '12:00:00+02', 'infinity' as is);
+                                                           bytea as its hex text ('\\x00ff').
+                                                           An element JSON cannot hold exactly
+                                                           (NaN, an infinity) is refused
 boolean                      TINYINT(1)                    what BOOLEAN means in MySQL
 smallint, integer, bigint    SMALLINT, INT, BIGINT         as they are
 real, double precision       FLOAT, DOUBLE                 NaN and infinities refused
@@ -32,7 +45,11 @@ timestamptz[(p)]             DATETIME(p, default 6), UTC   converted to UTC (TIM
                                                            2038); read back as timestamp
 date                         DATE                          'infinity'/'-infinity' refused
                                                            (likewise for the timestamps)
-time[(p)], timetz            TIME(p, default 6)
+time[(p)]                    TIME(p, default 6)
+timetz                       LONGTEXT                      PostgreSQL's text ('12:00:00+02',
+                                                           '23:59:59.5-03:30'): TIME holds no
+                                                           offset, and one dropped or folded
+                                                           into the time would change the value
 uuid                         CHAR(36)                      the canonical text; CHAR(36), not
                                                            MariaDB's UUID: MySQL has none
 bit varying(n), n <= 64,     BIT(n)                        the '0'/'1' string as a number; a
@@ -56,17 +73,20 @@ keys in the source, so they must be two keys here too.
 
 `pg_type` reads a column's MySQL type back as PostgreSQL spells it (`columns()`), the way the
 MySQL source maps it (`stratum.connectors.mysql.types`): BIT(1) is boolean, BIT(n) is bit
-varying(n), DECIMAL(65,30) is numeric. Rows are coerced to those types before they are written,
-so a bit varying(1) column's '1' arrives as True, a uuid as its text.
+varying(n), DECIMAL(65,30) is numeric, YEAR is integer (as the source reads it, so rows read
+from a YEAR column need no coercion to be written into one). Rows are coerced to those types
+before they are written, so a bit varying(1) column's '1' arrives as True, a uuid as its text,
+an array as the JSON value (a list, its elements unchanged), a timetz as PostgreSQL's text.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
@@ -74,7 +94,12 @@ from sqlglot import exp
 from sqlglot.errors import ParseError
 
 from stratum.connectors.base import Column, Row, Schema
-from stratum.connectors.postgres._codecs import INFINITY, NEGATIVE_INFINITY, json_exact
+from stratum.connectors.postgres._codecs import (
+    INFINITY,
+    NEGATIVE_INFINITY,
+    interval_text,
+    json_exact,
+)
 from stratum.connectors.sql import parse_type
 
 __all__ = ["column_ddl", "encode_rows", "pg_type"]
@@ -86,10 +111,9 @@ _STRINGS = {*_TEXT, T.VARCHAR, T.CHAR, T.NVARCHAR, T.NCHAR, T.BPCHAR}
 _BINARY = {T.VARBINARY, T.BINARY, T.BLOB, T.LONGBLOB, T.MEDIUMBLOB, T.TINYBLOB}
 _JSON = {T.JSON, T.JSONB}
 _DATETIMES = {T.TIMESTAMP, T.TIMESTAMPTZ, T.TIMESTAMPLTZ, T.DATETIME, T.DATETIME64}
-_TIMES = {T.TIME, T.TIMETZ}
 _FLOATS = {T.DOUBLE, T.FLOAT}
 #: Kept as PostgreSQL's text: MySQL has no such type (or none that holds every value).
-_AS_TEXT = {T.INTERVAL, T.INET, T.USERDEFINED, T.XML, T.MONEY}
+_AS_TEXT = {T.INTERVAL, T.INET, T.USERDEFINED, T.XML, T.MONEY, T.TIMETZ}
 _MAX_PRECISION = 65  # DECIMAL's limits
 _MAX_SCALE = 30
 _BIT_TYPE = re.compile(
@@ -169,7 +193,7 @@ def mysql_type(type_: str, column: str = "", *, key_bytes: int | None = None) ->
         return f"DECIMAL({precision},{scale})"
     if kind in _DATETIMES:
         return f"DATETIME({_precision(parsed, 6)})"
-    if kind in _TIMES:
+    if kind == T.TIME:
         return f"TIME({_precision(parsed, 6)})"
     if kind == T.UUID:
         return "CHAR(36)"
@@ -218,7 +242,7 @@ def _unbounded(type_: str, column: str) -> bool:
 
 # --- back to PostgreSQL spellings ------------------------------------------------------------
 
-_WIDTH = re.compile(r"^(tinyint|smallint|mediumint|int|integer|bigint)\(\d+\)")
+_WIDTH = re.compile(r"^(tinyint|smallint|mediumint|int|integer|bigint|year)\(\d+\)")
 _SIMPLE = {
     "tinyint": "smallint",
     "smallint": "smallint",
@@ -239,7 +263,7 @@ _SIMPLE = {
     "datetime": "timestamp",
     "timestamp": "timestamptz",
     "time": "time",
-    "year": "smallint",
+    "year": "integer",  # as the MySQL source maps it (types.py): no needless coercion
     "json": "jsonb",
     "tinytext": "text",
     "text": "text",
@@ -318,7 +342,96 @@ def _date(value: Any) -> Any:
 
 
 def _json(value: Any) -> Any:
-    return None if value is None else json_exact(value)
+    """JSON text: a JSON value as it is (a Decimal with every digit), and an array's elements
+    that JSON has no type for as PostgreSQL's to_json writes them (`_json_value`)."""
+    if value is None:
+        return None
+    try:
+        return json_exact(value)
+    except TypeError:  # a date, a UUID, bytes...: only arrays hold them
+        return json_exact(_json_value(value))
+
+
+def _fraction(micro: int) -> str:
+    return ("." + f"{micro:06d}".rstrip("0")) if micro else ""
+
+
+def _clock(value: time | datetime) -> str:
+    """'HH:MM:SS[.f]', the fraction without its trailing zeros, as PostgreSQL prints it."""
+    return f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}" + _fraction(value.microsecond)
+
+
+def _offset(value: time) -> str:
+    """A time's UTC offset as PostgreSQL prints a timetz's: '+02', '-03:30', '+05:30:15'."""
+    delta = value.utcoffset() or timedelta(0)  # a naive time in a timetz column is UTC
+    seconds = int(delta.total_seconds())
+    hours, rest = divmod(abs(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{'-' if seconds < 0 else '+'}{hours:02d}"
+    if minutes or secs:
+        text += f":{minutes:02d}"
+    if secs:
+        text += f":{secs:02d}"
+    return text
+
+
+def _timetz_text(value: Any) -> Any:
+    """A timetz as PostgreSQL's text ('12:00:00+02'); a str (text already) as it is."""
+    if isinstance(value, time):
+        return _clock(value) + _offset(value)
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"a timetz column takes a datetime.time, not {type(value).__name__}")
+
+
+def _day(value: date) -> str:
+    return f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
+
+
+def _json_value(value: Any) -> Any:
+    """`value` with what JSON has no type for written as PostgreSQL's to_json writes it (with
+    the session in UTC): dates, timestamps and times in ISO 8601 (a timestamptz converted to
+    UTC, '+00:00'; a timetz with its offset as PostgreSQL prints it), UUIDs, network addresses
+    and intervals as their text, bytea as '\\x' and its hex digits. Lists (nested arrays) and
+    dicts are walked; JSON's own values are kept (a Decimal, written with every digit by
+    `json_exact`). Anything else raises TypeError: no value is guessed at."""
+    if value is None or isinstance(value, str | bool | int | float | Decimal):
+        return value
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
+    if isinstance(value, datetime):
+        offset = ""
+        if value.tzinfo is not None:
+            try:
+                value = value.astimezone(UTC)
+            except OverflowError as exc:
+                raise ValueError(f"{value} cannot be converted to UTC") from exc
+            offset = "+00:00"
+        return f"{_day(value)}T{_clock(value)}{offset}"
+    if isinstance(value, date):
+        return _day(value)
+    if isinstance(value, time):
+        return _clock(value) + ("" if value.tzinfo is None else _offset(value))
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "\\x" + bytes(value).hex()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, timedelta):
+        micros = value.seconds * 1_000_000 + value.microseconds
+        return interval_text(0, value.days, micros)
+    if isinstance(
+        value,
+        ipaddress.IPv4Address
+        | ipaddress.IPv6Address
+        | ipaddress.IPv4Interface
+        | ipaddress.IPv6Interface
+        | ipaddress.IPv4Network
+        | ipaddress.IPv6Network,
+    ):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} value {str(value)[:60]!r} has no JSON form")
 
 
 def _finite(value: Any) -> Any:
@@ -401,6 +514,8 @@ def _encoder(column: Column) -> Encoder | None:
         return _json
     if kind in _DATETIMES:
         return _utc
+    if kind == T.TIMETZ:
+        return _timetz_text
     if kind == T.DATE:
         return _date
     if kind in _FLOATS:

@@ -51,6 +51,7 @@ class Harness:
     execute: Callable[[str], Awaitable[None]]  # raw SQL, in its own transaction
     suffix: str
     default_schema: str  # where a TableRef without a schema lands
+    query: Callable[[str], Awaitable[list[Row]]]  # raw SQL's rows, as the driver reads them
 
     def name(self, base: str) -> str:
         """`base` made unique to this test."""
@@ -124,11 +125,22 @@ async def _duckdb_harness(path: Path, suffix: str) -> AsyncIterator[Harness]:
         with duckdb.connect(str(path)) as conn:
             conn.execute(sql)
 
+    async def query(sql: str) -> list[Row]:
+        with duckdb.connect(str(path)) as conn:
+            return [tuple(row) for row in conn.execute(sql).fetchall()]
+
     destination = DuckDBDestination(path)
     await destination.open()
     try:
         yield Harness(
-            "duckdb", destination, lambda: DuckDBDestination(path), fetch, execute, suffix, "main"
+            "duckdb",
+            destination,
+            lambda: DuckDBDestination(path),
+            fetch,
+            execute,
+            suffix,
+            "main",
+            query,
         )
     finally:
         await destination.close()
@@ -166,6 +178,13 @@ async def _postgres_harness(url: str, suffix: str) -> AsyncIterator[Harness]:
         finally:
             await conn.close()
 
+    async def query(sql: str) -> list[Row]:
+        conn = await connect()
+        try:
+            return [tuple(row) for row in await conn.fetch(sql)]
+        finally:
+            await conn.close()
+
     destination = PostgresDestination(url)
     await destination.open()
     try:
@@ -177,6 +196,7 @@ async def _postgres_harness(url: str, suffix: str) -> AsyncIterator[Harness]:
             execute,
             suffix,
             "public",
+            query,
         )
     finally:
         await destination.close()
@@ -243,11 +263,27 @@ async def _mysql_harness(url: str, suffix: str) -> AsyncIterator[Harness]:
         finally:
             await conn.ensure_closed()
 
+    async def query(sql: str) -> list[Row]:
+        conn = await connect()
+        try:
+            async with conn.cursor() as cursor:
+                await cursor.execute(sql)
+                return [tuple(row) for row in await cursor.fetchall() or ()]
+        finally:
+            await conn.ensure_closed()
+
     destination = MySQLDestination(url)
     await destination.open()
     try:
         yield Harness(
-            "mysql", destination, lambda: MySQLDestination(url), fetch, execute, suffix, database
+            "mysql",
+            destination,
+            lambda: MySQLDestination(url),
+            fetch,
+            execute,
+            suffix,
+            database,
+            query,
         )
     finally:
         await destination.close()
@@ -908,6 +944,51 @@ async def test_a_json_value_that_is_not_json_is_a_row_error(harness: Harness) ->
         )
 
 
+#: JSON numbers a float cannot hold: every digit must reach the database.
+EXACT_JSON = {
+    "precise": Decimal("0.1000000000000000000001"),
+    "big": Decimal("12345678901234567.5"),
+    "huge": 123456789012345678901234567890,
+    "listed": [
+        Decimal("1.50"),
+        Decimal("-1E-40"),
+        0.5,
+        None,
+        {"deep": Decimal("2.0000000000000001")},
+    ],
+}
+
+
+@pytest.mark.asyncio
+async def test_json_numbers_a_float_cannot_hold_keep_every_digit(harness: Harness) -> None:
+    """A Decimal inside a JSON value is written with every digit (not refused, not rounded)."""
+    schema = Schema(
+        (Column("id", "integer", False), Column("doc", "jsonb"), Column("raw", "json")), ("id",)
+    )
+    target, prepared = await _prepared(harness, "exact_json", schema)
+    rows = [
+        (1, EXACT_JSON, [Decimal("0.1000000000000000000001")]),
+        (2, Decimal("12345678901234567.5"), Decimal("-0.30000000000000000000000000001")),
+    ]
+    await harness.destination.write(target, schema, rows, prepared, Mode.APPEND, ())
+    as_text = {
+        "duckdb": "CAST({} AS VARCHAR)",
+        "postgres": "{}::text",
+        "mysql": "{}",  # MariaDB's JSON is LONGTEXT
+    }[harness.kind]
+    stored = await harness.query(
+        f"SELECT id, {as_text.format('doc')}, {as_text.format('raw')} "
+        f"FROM {_qualified(target, harness.default_schema)} ORDER BY id"
+    )
+    parsed = [
+        (id_, json.loads(doc, parse_float=Decimal), json.loads(raw, parse_float=Decimal))
+        for id_, doc, raw in stored
+    ]
+    assert parsed == rows
+    assert "0.1000000000000000000001" in stored[0][1]
+    assert "12345678901234567.5" in stored[1][1]
+
+
 # --- names ------------------------------------------------------------------------------------
 
 HOSTILE = 'a";DROP TABLE x;--'
@@ -1167,3 +1248,158 @@ async def _mysql_rows(harness: Harness, destination: Any, sql: str) -> list[Row]
         return list(await conn.fetchall(sql))
 
     return await destination._transaction("test", read)  # type: ignore[no-any-return]
+
+
+ARRAYS = Schema(
+    (
+        Column("id", "integer", nullable=False),
+        Column("days", "date[]"),
+        Column("stamps", "timestamp[]"),
+        Column("instants", "timestamptz[]"),
+        Column("clocks", "time[]"),
+        Column("zoned", "time with time zone[]"),
+        Column("uids", "uuid[]"),
+        Column("amounts", "numeric[]"),
+        Column("blobs", "bytea[]"),
+        Column("grid", "date[][]"),
+    ),
+    primary_key=("id",),
+)
+#: PostgreSQL's row values for ARRAYS (as its source reads them), after the id.
+ARRAY_VALUES: tuple[Any, ...] = (
+    [date(2024, 2, 29), date(9, 12, 4), None, "infinity"],
+    [datetime(2024, 2, 29, 23, 59, 59, 120000), datetime(9, 12, 4, 1, 2, 3, 4), "-infinity"],
+    [
+        datetime(2024, 2, 29, 18, 29, 59, 500000, tzinfo=UTC),
+        datetime(2020, 6, 1, 12, 30, tzinfo=PARIS),
+    ],
+    [time(12, 0, 0, 500000), time(23, 59, 59, 999999), time(0, 0)],
+    [time(12, 0, 0, 500000, tzinfo=PARIS), time(1, 0, tzinfo=BEHIND)],
+    [uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"), None],
+    [Decimal("0.1000000000000000000001"), Decimal("12345678901234567.5"), Decimal("1.50")],
+    [b"\x00\xff", b"", None],
+    [[date(2024, 1, 1), date(2024, 1, 2)], [date(2024, 1, 3), None]],
+)
+#: The JSON each array becomes: what PostgreSQL's to_json gives for it (session in UTC).
+ARRAY_JSON: tuple[Any, ...] = (
+    ["2024-02-29", "0009-12-04", None, "infinity"],
+    ["2024-02-29T23:59:59.12", "0009-12-04T01:02:03.000004", "-infinity"],
+    ["2024-02-29T18:29:59.5+00:00", "2020-06-01T10:30:00+00:00"],
+    ["12:00:00.5", "23:59:59.999999", "00:00:00"],
+    ["12:00:00.5+02", "01:00:00-03:30"],
+    ["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", None],
+    [Decimal("0.1000000000000000000001"), Decimal("12345678901234567.5"), Decimal("1.50")],
+    ["\\x00ff", "\\x", None],
+    [["2024-01-01", "2024-01-02"], ["2024-01-03", None]],
+)
+
+
+@pytest.mark.parametrize(
+    "backend", [pytest.param("mysql", marks=pytest.mark.mariadb)], indirect=True
+)  # MySQL only: it has no arrays, so they become JSON
+@pytest.mark.asyncio
+async def test_mysql_arrays_become_json_with_every_element_kept(harness: Harness) -> None:
+    """Arrays of dates, timestamps, times, uuids, numerics and bytea are JSON arrays, each
+    element as PostgreSQL's to_json writes it; written with the item's types, and with the
+    existing target's (jsonb: what the engine coerces rows to once the table exists)."""
+    destination = harness.destination
+    target, prepared = await _prepared(harness, "arrays", ARRAYS)
+    existing = await destination.columns(target)
+    assert existing is not None
+    assert {c.name: c.type for c in existing} == {"id": "integer"} | dict.fromkeys(
+        ARRAYS.names[1:], "jsonb"
+    )
+    as_existing = replace(ARRAYS, columns=existing)
+    await destination.write(target, ARRAYS, [(1, *ARRAY_VALUES)], prepared, Mode.APPEND, ())
+    await destination.write(target, as_existing, [(2, *ARRAY_VALUES)], prepared, Mode.APPEND, ())
+    stored = await harness.query(
+        f"SELECT * FROM {_qualified(target, harness.default_schema)} ORDER BY id"
+    )
+    assert [row[0] for row in stored] == [1, 2]
+    for row in stored:
+        parsed = tuple(json.loads(text, parse_float=Decimal) for text in row[1:])
+        for column, got, want in zip(ARRAYS.names[1:], parsed, ARRAY_JSON, strict=True):
+            assert got == want, column
+        assert "0.1000000000000000000001" in row[ARRAYS.names.index("amounts")]
+        assert "1.50" in row[ARRAYS.names.index("amounts")]
+
+    # an element no JSON holds exactly is refused, never changed
+    for bad in ([Decimal("NaN")], [math.nan], [{1, 2}]):
+        row = (3, *([None] * (len(ARRAYS.columns) - 2)), bad)
+        with pytest.raises(RowError):
+            await destination.write(target, ARRAYS, [row], prepared, Mode.APPEND, ())
+    assert await destination.row_count(target) == 2
+
+
+@pytest.mark.parametrize(
+    "backend", [pytest.param("mysql", marks=pytest.mark.mariadb)], indirect=True
+)  # MySQL only: its TIME holds no offset
+@pytest.mark.asyncio
+async def test_mysql_timetz_is_kept_as_postgresqls_text(harness: Harness) -> None:
+    """A timetz is PostgreSQL's text of it ('12:00:00+02') in a text column: TIME would drop
+    the offset. As a key column too (a VARCHAR then)."""
+    destination = harness.destination
+    schema = Schema((Column("id", "integer", False), Column("at", "time with time zone")), ("id",))
+    keyed = Schema((Column("at", "timetz(3)", False),), ("at",))
+    target, prepared = await _prepared(harness, "clocks", schema)
+    keyed_target, keyed_prepared = await _prepared(harness, "keyed_clocks", keyed)
+    values = [
+        time(12, 0, tzinfo=PARIS),
+        time(23, 59, 59, 999999, tzinfo=BEHIND),
+        time(0, 0, 1, 500000, tzinfo=timezone(timedelta(hours=5, minutes=30, seconds=15))),
+        time(6, 0, tzinfo=UTC),
+        "08:00:00-05",  # already text: a row coerced to the existing column's type
+    ]
+    texts = [
+        "12:00:00+02",
+        "23:59:59.999999-03:30",
+        "00:00:01.5+05:30:15",
+        "06:00:00+00",
+        "08:00:00-05",
+    ]
+    rows = [(i, value) for i, value in enumerate(values, start=1)]
+    await destination.write(target, schema, rows, prepared, Mode.APPEND, ())
+    await destination.write(
+        keyed_target, keyed, [(value,) for value in values], keyed_prepared, Mode.APPEND, ()
+    )
+    stored = await harness.query(
+        f"SELECT id, at FROM {_qualified(target, harness.default_schema)} ORDER BY id"
+    )
+    assert stored == list(enumerate(texts, start=1))
+    keys = await harness.query(f"SELECT at FROM {_qualified(keyed_target, harness.default_schema)}")
+    assert sorted(at for (at,) in keys) == sorted(texts)
+    columns = await destination.columns(target)
+    assert columns is not None
+    assert [c.type for c in columns] == ["integer", "text"]
+
+
+@pytest.mark.parametrize(
+    "backend", [pytest.param("mysql", marks=pytest.mark.mariadb)], indirect=True
+)  # MySQL only: YEAR is MySQL's
+@pytest.mark.asyncio
+async def test_mysql_year_reads_back_as_the_mysql_source_maps_it(harness: Harness) -> None:
+    """An existing YEAR column reads back as the type the MySQL source gives YEAR (integer), so
+    a MySQL -> MySQL copy into a table with a YEAR column needs no coercion."""
+    from stratum.connectors.mysql.source import MySQLTableSource
+    from stratum.transforms.coerce import Coercion
+
+    destination = harness.destination
+    assert isinstance(destination, MySQLDestination)
+    target = harness.table("years")
+    qualified = _qualified(target, harness.default_schema)
+    await harness.execute(f"CREATE TABLE {qualified} (id INT PRIMARY KEY, yr YEAR)")
+    source = MySQLTableSource(destination._url, TableRef("src", None, target.table))
+    try:
+        read = await source.schema()
+    finally:
+        await source.close()
+    existing = await destination.columns(target)
+    assert existing is not None
+    assert {c.name: c.type for c in existing} == {c.name: c.type for c in read.columns}
+    assert {c.name: c.type for c in existing} == {"id": "integer", "yr": "integer"}
+    assert Coercion.build(read, existing, target.text).is_identity
+
+    prepared = await destination.prepare(target, read, Mode.APPEND, harness.checkpoint("years"))
+    rows = [(1, 1901), (2, 2155), (3, 0)]
+    await destination.write(target, read, rows, prepared, Mode.APPEND, ())
+    assert await harness.query(f"SELECT id, yr FROM {qualified} ORDER BY id") == rows

@@ -5,7 +5,9 @@ back, and the rows MariaDB cannot hold rejected with their reason (never stored 
 The source table holds the traps: arrays (NULL elements, quotes, commas, braces, 2-D, numeric),
 jsonb (nested, unicode, numbers past a float), numeric (huge precision, NaN), timestamptz,
 timestamp and date (year 9, infinity), uuid, bytea with NUL bytes, a domain with a CHECK, an
-enum, interval (months and days apart), inet, bit varying and bit(n).
+enum, interval (months and days apart), inet, bit varying and bit(n). A second table holds
+arrays whose elements JSON has no type for (dates, timestamps, times, uuids, bytea, nested) and
+a timetz, which MariaDB has no type for either.
 """
 
 from __future__ import annotations
@@ -214,13 +216,15 @@ def fresh_postgres(postgres_server: DatabaseServer) -> Iterator[str]:
         asyncio.run(db.drop_postgres_database(name, postgres_server))
 
 
-def _migrate(directory: Path, source_url: str, target_url: str, target: str) -> Path:
+def _migrate(
+    directory: Path, source_url: str, target_url: str, target: str, table: str = "types_src"
+) -> Path:
     """Run one table copy (ON ERROR reject, small batches); the state directory."""
     directory.mkdir(parents=True, exist_ok=True)
     plan = directory / "copy.smql"
     plan.write_text(
         f"CONNECTION src = '{source_url}';\nCONNECTION dst = '{target_url}';\n"
-        f"MIGRATE src.public.types_src INTO dst.{target} BATCH SIZE 4 ON ERROR reject;\n",
+        f"MIGRATE src.public.{table} INTO dst.{target} BATCH SIZE 4 ON ERROR reject;\n",
         encoding="utf-8",
     )
     state = directory / "state"
@@ -420,6 +424,110 @@ def test_the_mariadb_copy_reads_back_as_the_source(
             assert json.loads(got[6], parse_float=Decimal) == json.loads(
                 want[6], parse_float=Decimal
             )
+
+
+_TEMPORAL_SETUP = """CREATE TABLE temporal_src (
+    id integer PRIMARY KEY,
+    days date[],
+    stamps timestamp[],
+    instants timestamptz[],
+    clocks time[],
+    zoned timetz[],
+    uids uuid[],
+    amounts numeric[],
+    blobs bytea[],
+    grid date[][],
+    clock_tz timetz
+)"""
+_TEMPORAL_ARRAYS = ["days", "stamps", "instants", "clocks", "zoned", "uids", "amounts", "blobs"]
+_TEMPORAL_ROWS = [
+    "(1, ARRAY['2024-02-29', '0009-12-04', NULL, 'infinity']::date[], "
+    "ARRAY['2024-02-29 23:59:59.12', '0009-12-04 01:02:03.000004', '-infinity']::timestamp[], "
+    "ARRAY['2024-02-29 23:59:59.5+05:30', '1970-01-01 00:00:00+00']::timestamptz[], "
+    "ARRAY['12:00:00.5', '23:59:59.999999', '00:00']::time[], "
+    "ARRAY['12:00:00.5+02', '01:00-03:30', NULL]::timetz[], "
+    "ARRAY['a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', NULL]::uuid[], "
+    "ARRAY[0.1000000000000000000001, 12345678901234567.5, 1.50]::numeric[], "
+    "ARRAY['\\x00ff'::bytea, '\\x', NULL], "
+    "ARRAY[['2024-01-01', '2024-01-02'], ['2024-01-03', NULL]]::date[], "
+    "'12:00:00+02')",
+    "(2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
+    "(3, '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '23:59:59.999999-03:30')",
+    "(4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '00:00:01.5+05:45')",
+]
+
+
+def test_postgres_to_mariadb_arrays_of_any_element_and_timetz(
+    tmp_path: Path, source: str, mariadb_database: ThrowawayDatabase
+) -> None:
+    """Arrays whose elements JSON has no type for become JSON arrays holding each element as
+    PostgreSQL's own to_json writes it (the oracle below), and a timetz becomes PostgreSQL's
+    text of it, offset included: no row is rejected, no value is changed."""
+    _pg(source, _TEMPORAL_SETUP, f"INSERT INTO temporal_src VALUES {', '.join(_TEMPORAL_ROWS)}")
+    state = _migrate(tmp_path, source, mariadb_database.url, "temporal_copy", "temporal_src")
+    assert _rejects(state) == []
+    server, database = mariadb_database.server, mariadb_database.name
+    arrays = [*_TEMPORAL_ARRAYS, "grid"]
+    created = dict(
+        _my(
+            server,
+            database,
+            "SELECT column_name, column_type FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = 'temporal_copy'",
+            database,
+        )
+    )
+    assert created == {"id": "int(11)", "clock_tz": "longtext"} | dict.fromkeys(arrays, "longtext")
+
+    copied = _my(
+        server, database, f"SELECT id, {', '.join(arrays)}, clock_tz FROM temporal_copy ORDER BY id"
+    )
+    # PostgreSQL's own JSON of each array (session in UTC), and its own text of the timetz
+    wanted = _pg(
+        source,
+        "SET TimeZone = 'UTC'",
+        f"SELECT id, {', '.join(f'to_json({c})::text' for c in arrays)}, clock_tz::text "
+        "FROM temporal_src ORDER BY id",
+    )
+    assert [row[0] for row in copied] == [row[0] for row in wanted] == [1, 2, 3, 4]
+    for got, want in zip(copied, wanted, strict=True):
+        for column, stored, expected in zip(["id", *arrays, "clock_tz"], got, want, strict=True):
+            if column in arrays and stored is not None:
+                assert json.loads(stored, parse_float=Decimal) == json.loads(
+                    expected, parse_float=Decimal
+                ), (got[0], column)
+            else:
+                assert stored == expected, (got[0], column)
+
+    # spelt out for the first row
+    one = dict(zip(["id", *arrays, "clock_tz"], copied[0], strict=True))
+    assert json.loads(one["days"]) == ["2024-02-29", "0009-12-04", None, "infinity"]
+    assert json.loads(one["stamps"]) == [
+        "2024-02-29T23:59:59.12",
+        "0009-12-04T01:02:03.000004",
+        "-infinity",
+    ]
+    assert json.loads(one["instants"]) == [
+        "2024-02-29T18:29:59.5+00:00",
+        "1970-01-01T00:00:00+00:00",
+    ]
+    assert json.loads(one["clocks"]) == ["12:00:00.5", "23:59:59.999999", "00:00:00"]
+    assert json.loads(one["zoned"]) == ["12:00:00.5+02", "01:00:00-03:30", None]
+    assert json.loads(one["uids"]) == ["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", None]
+    assert json.loads(one["amounts"], parse_float=Decimal) == [
+        Decimal("0.1000000000000000000001"),
+        Decimal("12345678901234567.5"),
+        Decimal("1.50"),
+    ]
+    assert "1.50" in one["amounts"]
+    assert json.loads(one["blobs"]) == ["\\x00ff", "\\x", None]
+    assert json.loads(one["grid"]) == [["2024-01-01", "2024-01-02"], ["2024-01-03", None]]
+    assert [row[-1] for row in copied] == [
+        "12:00:00+02",
+        None,
+        "23:59:59.999999-03:30",
+        "00:00:01.5+05:45",
+    ]
 
 
 def test_interval_text_is_postgresqls_own(postgres_database: ThrowawayDatabase) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import difflib
 import functools
+import os
 import re
 from collections.abc import Iterator
 from importlib import resources
@@ -47,7 +48,24 @@ def _parser() -> Lark:
         propagate_positions=True,
         maybe_placeholders=True,
         lexer_callbacks={"LINE_COMMENT": _collect_comment, "BLOCK_COMMENT": _collect_comment},
+        cache=_cache_file(),
     )
+
+
+def _cache_file() -> str | bool:
+    """Where lark keeps the analysed grammar (it halves the start-up of every command): a
+    file in the user's own cache directory, made owner-only. Lark names the grammar's hash and
+    its own version in the file, and the file is a pickle, so it is never read from a shared
+    directory such as /tmp. False (no cache) when the directory cannot be made."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    directory = os.path.join(base, "stratum")
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        if os.stat(directory).st_uid != os.getuid() or not os.access(directory, os.W_OK):
+            return False
+    except OSError:
+        return False
+    return os.path.join(directory, "smql-grammar.lark-cache")
 
 
 def parse(source: str, path: str = "<string>") -> s.Program:

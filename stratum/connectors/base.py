@@ -79,6 +79,9 @@ class RawBatch:
     rejected: list[Rejected] = field(default_factory=list)  # rows the reader could not read
     cursor: Cursor = None  # resume after this batch restarts here
     nbytes: int = 0
+    # a TextSource's batch may hold each row as one line of PostgreSQL's COPY text format, in
+    # a 1-tuple, built by the source's server: the destination loads the lines as they are
+    lines: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,10 +228,17 @@ class TextDestination(Destination, Protocol):
     syntax for the target's column types) through its bulk path, and parses them itself."""
 
     async def write_text(
-        self, target: TableRef, schema: Schema, rows: Sequence[Row], checkpoint: Checkpoint
+        self,
+        target: TableRef,
+        schema: Schema,
+        rows: Sequence[Row],
+        checkpoint: Checkpoint,
+        *,
+        lines: bool = False,
     ) -> None:
-        """Load `rows` and save `checkpoint` in one transaction (MODE full and append only).
-        Raises RowError when a value is refused: the engine then loads the batch row by row."""
+        """Load `rows` and save `checkpoint` in one transaction (MODE full and append only);
+        with `lines`, each row is a 1-tuple holding a line of COPY's text format. Raises
+        RowError when a value is refused: the engine then loads the batch row by row."""
         ...
 
 

@@ -365,3 +365,18 @@ def _describe(exc: BaseException) -> str:
     if isinstance(detail, str) and detail and detail not in text:
         text = f"{text} ({detail})"
     return text
+
+
+_SAMPLE = 16  # rows of a batch measured for its nbytes estimate
+
+
+def estimate_nbytes(rows: Sequence[Row]) -> int:
+    """Roughly a batch's size, for throughput figures and the bytes a pipeline holds in flight:
+    `len(str(value))` summed over up to `_SAMPLE` rows spread over the batch, scaled to its
+    length. Cheap, and close enough."""
+    if not rows:
+        return 0
+    step = max(1, len(rows) // _SAMPLE)
+    sample = rows[::step]
+    measured = sum(len(str(v)) for row in sample for v in row if v is not None)
+    return measured * len(rows) // len(sample)

@@ -53,10 +53,15 @@ async def call_with_retry(
     opened, and the last transient error when `policy.max_attempts` attempts have failed.
     """
 
+    # tenacity's objects form reference cycles, freed only when the cyclic collector gets to
+    # them; holding `fn` (and what it captures: a batch's rows) through this list, emptied on
+    # the way out, lets the rows go as soon as the call returns
+    held = [fn]
+
     async def attempt() -> T:
         breaker.before_call()
         try:
-            result = await fn()
+            result = await held[0]()
         except Exception as exc:
             if not is_transient(exc):
                 breaker.release()
@@ -90,5 +95,8 @@ async def call_with_retry(
         before_sleep=before_sleep,
         reraise=True,
     )
-    result: T = await retrying(attempt)
+    try:
+        result: T = await retrying(attempt)
+    finally:
+        held.clear()
     return result

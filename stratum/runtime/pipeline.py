@@ -58,6 +58,8 @@ from stratum.transforms.coerce import Coercion
 T = TypeVar("T")
 
 MAX_PAUSES = 3
+#: Memory in flight between an item's producer and consumer (see ByteBudget).
+QUEUE_BYTES = 16 * 1024 * 1024
 #: STRATUM_TEXT_LOAD=off turns the pass-through path off (every item converts its values).
 TEXT_LOAD_ENV = "STRATUM_TEXT_LOAD"  # circuit-breaker pauses an item sits out before it gives up
 
@@ -117,6 +119,7 @@ class ItemRun:
     _state: ItemState = field(default=ItemState.PENDING, init=False)  # each run starts pending
     _superseded: int = field(default=0, init=False)  # upsert rows replaced within their batch
     _text: TextSource | None = field(default=None, init=False)  # the pass-through path's source
+    _budget: ByteBudget = field(default_factory=lambda: ByteBudget(QUEUE_BYTES), init=False)
 
     def __post_init__(self) -> None:
         self._control_send, self._control_recv = anyio.create_memory_object_stream[Control](16)
@@ -324,7 +327,7 @@ class ItemRun:
                 failpoints.hit("after_read")
                 if not await self._await_control():
                     break
-                await send.send(batch)
+                await self._send(send, batch)
                 if self._stopping:
                     break
 
@@ -365,15 +368,20 @@ class ItemRun:
             failpoints.hit("after_read")
             if not await self._await_control():
                 break
-            if transformer.text_safe(raw.rows):
-                await send.send(TextBatch(batch, retype))
+            if raw.lines or transformer.text_safe(raw.rows):
+                await self._send(send, TextBatch(batch, retype, raw.lines))
             else:  # a value the destination would read otherwise: this batch goes typed
                 typed = await retype()
                 typed.rejected[:0] = raw.rejected  # the reader's, as a typed batch has them
-                await send.send(typed)
+                typed.nbytes = raw.nbytes
+                await self._send(send, typed)
             after = raw.cursor
             if self._stopping:
                 break
+
+    async def _send(self, send: MemoryObjectSendStream[Queued], batch: Queued) -> None:
+        await self._budget.acquire(_nbytes(batch))
+        await send.send(batch)
 
     async def _await_control(self, initial: bool = False) -> bool:
         """Apply pending control messages; False when the producer must stop. Before the first
@@ -410,15 +418,18 @@ class ItemRun:
                 if self._stopping:
                     failpoints.hit("during_drain")
                 if isinstance(batch, TextBatch):
-                    await self._commit(batch.batch, batch.retype)
+                    await self._commit(batch.batch, batch.retype, lines=batch.lines)
                 else:
                     await self._commit(batch)
+                await self._budget.release(_nbytes(batch))
             await self._record(ItemState.IDLE)
 
     async def _commit(
         self,
         batch: TransformedBatch,
         retype: Callable[[], Awaitable[TransformedBatch]] | None = None,
+        *,
+        lines: bool = False,
     ) -> None:
         """Write `batch` and its checkpoint in one transaction. With `retype` the batch holds
         text for the destination to parse (the pass-through path); when it refuses a value, the
@@ -451,7 +462,11 @@ class ItemRun:
             )
         try:
             await self._write(
-                rows, checkpoint_for(len(rows), len(rejected)), commit=True, text=bool(retype)
+                rows,
+                checkpoint_for(len(rows), len(rejected)),
+                commit=True,
+                text=bool(retype),
+                lines=lines,
             )
         except RowError:
             if retype is not None:
@@ -526,14 +541,21 @@ class ItemRun:
         return [rows[i] for i in keep], [positions[i] for i in keep]
 
     async def _write(
-        self, rows: Sequence[Row], checkpoint: Checkpoint, commit: bool, text: bool = False
+        self,
+        rows: Sequence[Row],
+        checkpoint: Checkpoint,
+        commit: bool,
+        text: bool = False,
+        lines: bool = False,
     ) -> None:
         item = self.item
         if text:
             destination = self.destination
             assert isinstance(destination, TextDestination)
             schema = self._schema_for_write()
-            await self._retry(lambda: destination.write_text(item.target, schema, rows, checkpoint))
+            await self._retry(
+                lambda: destination.write_text(item.target, schema, rows, checkpoint, lines=lines)
+            )
             return
         await self._retry(
             lambda: self.destination.write(
@@ -668,12 +690,47 @@ class ItemRun:
         )
 
 
+class ByteBudget:
+    """Memory held by batches between the producer and the consumer: the producer waits
+    while a new batch would go over the limit (one batch always goes, however big), so memory
+    is bounded by bytes as well as by the queue's slots: 64 slots of 10,000 rows would
+    otherwise hold a large part of a table."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._changed = anyio.Condition()
+
+    async def acquire(self, nbytes: int) -> None:
+        async with self._changed:
+            while self.used and self.used + nbytes > self.limit:
+                await self._changed.wait()
+            self.used += nbytes
+
+    async def release(self, nbytes: int) -> None:
+        async with self._changed:
+            self.used -= nbytes
+            self._changed.notify_all()
+
+
+#: What one value costs in memory beyond its bytes (a Python object and its slot in a tuple).
+_VALUE_OVERHEAD = 64
+
+
+def _nbytes(batch: Queued) -> int:
+    """A batch's weight in memory: its bytes, and the objects that hold them."""
+    rows = batch.batch.rows if isinstance(batch, TextBatch) else batch.rows
+    nbytes = batch.batch.nbytes if isinstance(batch, TextBatch) else batch.nbytes
+    return nbytes + (_VALUE_OVERHEAD * len(rows) * len(rows[0]) if rows else 0)
+
+
 @dataclass(frozen=True, slots=True)
 class TextBatch:
     """A batch of text for the destination to parse, and how to read its rows again typed."""
 
     batch: TransformedBatch
     retype: Callable[[], Awaitable[TransformedBatch]]
+    lines: bool = False  # each row is one line of COPY's text format (RawBatch.lines)
 
 
 Queued = TransformedBatch | TextBatch

@@ -128,6 +128,13 @@ class MySQLStream:
             self.done = True
         return list(rows)
 
+    async def close(self) -> None:
+        """Read off what is left of the result, so the session can run the next query."""
+        if not self.done:
+            with self._connection.translated("reading rows"):
+                await self._cursor.close()
+            self.done = True
+
 
 class MySQLConnection:
     """One session on one driver; the source's code is the same for both drivers."""

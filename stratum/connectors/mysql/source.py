@@ -102,7 +102,7 @@ from stratum.connectors.base import Column, Cursor, RawBatch, Rejected, Row, Sch
 from stratum.connectors.mysql import types
 from stratum.connectors.mysql._connect import MySQLConnection, connect, parse_url
 from stratum.connectors.mysql._errors import describe
-from stratum.connectors.mysql.text import text_expression
+from stratum.connectors.mysql.text import copy_line, text_expression
 from stratum.connectors.pushdown import (
     Bounds,
     Pushdown,
@@ -113,6 +113,7 @@ from stratum.connectors.pushdown import (
     selection,
     transpile_query,
 )
+from stratum.connectors.sql import estimate_nbytes
 from stratum.errors import ConfigError, SourceError
 from stratum.plan.model import Options, Sql, TableRef
 from stratum.transforms.native import rule_names
@@ -121,7 +122,9 @@ from stratum.transforms.types import same_type
 __all__ = ["MySQLQuerySource", "MySQLTableSource", "quote"]
 
 _DIALECT = "mysql"
-_NET_WRITE_TIMEOUT = 3600  # seconds the server waits for us to take the next rows
+_NET_WRITE_TIMEOUT = 3600
+#: Rows of one keyset query of a keyed read (see `_read`): bounds the driver's buffering.
+CHUNK_ROWS = 50_000
 _COLUMNS = """
 SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE
 FROM information_schema.COLUMNS
@@ -346,21 +349,25 @@ class _MySQLReader:
             ]
             yield again
 
-    def _text_items(self) -> tuple[str, ...] | str:
-        """The select list for `read_text`, or why there is none."""
+    def _text_items(self) -> tuple[tuple[str, ...], tuple[int, ...]] | str:
+        """The select list for `read_text` and where the key's typed values are in it, or why
+        there is none: the row as one line of COPY's text format, built by the server
+        (`text.copy_line`), then the key's columns as the typed read has them, for the
+        cursor."""
         outputs = self._outputs()
         if outputs is None:
             return "the query's columns are not known one by one"
-        items = []
+        columns = []
         for i, (name, source) in enumerate(outputs):
             if source is None:
                 return f"column {name!r} is computed in the SELECT"
-            expression = text_expression(quote(source), self._types[i], self._zero_dates)
-            if expression is None:
+            if text_expression(quote(source), self._types[i], self._zero_dates) is None:
                 return f"column {name!r} ({self._types[i].column_type}) has no text form"
-            items.append(f"{expression} AS {quote(name)}")
-        # the key's own values follow, as the typed read has them, for the cursor
-        return (*items, *(quote(k) for k in self._key))
+            columns.append((quote(source), self._types[i]))
+        line = copy_line(columns, self._zero_dates)
+        assert line is not None  # every column has a text form
+        items = (f"{line} AS {quote('line')}", *(quote(k) for k in self._key))
+        return items, tuple(range(1, 1 + len(self._key)))
 
     def _outputs(self) -> list[tuple[str, str | None]] | None:
         """Each output column's name and the table column it copies (None: computed);
@@ -381,10 +388,8 @@ class _MySQLReader:
             found = self._text_items()
             if isinstance(found, str):
                 raise SourceError(f"{self.name}: cannot read as text: {found}")
-            items = found
-            # the typed key columns come after the text ones
-            key_indexes = tuple(range(self._width, self._width + len(key_indexes)))
-        sql, params = self._select(after, items=items, upto=upto)
+            items, text_key_at = found
+            key_indexes = text_key_at if key_indexes else ()
         converters = (
             []
             if text
@@ -394,22 +399,38 @@ class _MySQLReader:
                 if f is not None
             ]
         )
-        width = self._width
+        width = 1 if text else self._width  # text: the row is one line of COPY text
         what = f"reading {self.name}"
         # MODE incremental: a NULL CURSOR would stop every later run (checked on open where
         # the server says the column may be NULL; this guards the rest)
         null_at = key_indexes[0] if key_indexes and self._increments_by is not None else None
+        # A keyed read is a run of keyset queries of CHUNK_ROWS rows each, in one snapshot: the
+        # drivers read a result set as fast as the server sends it, with no flow control, so a
+        # single query would hold the table in memory whenever the destination is slower.
+        chunk = max(CHUNK_ROWS, batch_size) if key_indexes and self._plain is None else None
+        position = after
         conn = await self._connect()
         try:
             with conn.translated(what):
                 await self._snapshot(conn)
-                stream = await conn.stream(sql, params)
             ordinal = 0
+            in_chunk = chunk or 0
+            stream = None
             while True:
+                if stream is None or (chunk is not None and in_chunk >= chunk):
+                    sql, params = self._select(position, items=items, upto=upto)
+                    if chunk is not None:
+                        sql += f" LIMIT {chunk}"
+                    with conn.translated(what):
+                        if stream is not None:
+                            await stream.close()
+                        stream = await conn.stream(sql, params)
+                    in_chunk = 0
                 with conn.translated(what):
-                    raw_rows = await stream.fetchmany(batch_size)
+                    raw_rows = await stream.fetchmany(min(batch_size, chunk or batch_size))
                 if not raw_rows:
                     break
+                in_chunk += len(raw_rows)
                 if null_at is not None and any(r[null_at] is None for r in raw_rows):
                     raise SourceError(
                         f"{what}: a row has NULL in the CURSOR column '{self._key[0]}' "
@@ -418,11 +439,15 @@ class _MySQLReader:
                         "upsert or full"
                     )
                 batch = _convert(raw_rows, converters, ordinal, names, width)
+                batch.nbytes = estimate_nbytes(batch.rows)
+                batch.lines = text
                 ordinal += len(raw_rows)
                 if key_indexes:
                     last = raw_rows[-1]
-                    batch.cursor = [_encode_key(last[i]) for i in key_indexes]
+                    batch.cursor = position = [_encode_key(last[i]) for i in key_indexes]
                 yield batch
+                if chunk is not None and in_chunk < chunk and len(raw_rows) < batch_size:
+                    break  # the chunk came back short: the last rows were read
             with conn.translated(what):
                 await conn.execute("COMMIT")
         finally:
@@ -475,7 +500,9 @@ class _MySQLReader:
             _add(conditions, params, _at_most(keys, self._decode_cursor(upto)))
         order = keys
         if items is not None:  # by position: a text column may carry the key's name
-            order = [str(self._width + i + 1) for i in range(len(keys))]
+            found = self._text_items()
+            assert not isinstance(found, str)
+            order = [str(i + 1) for i in found[1]]
         return select_sql(selected, source, conditions, order), params
 
     def _decode_cursor(self, after: Cursor) -> list[Any]:

@@ -30,7 +30,7 @@ import contextlib
 import csv
 import io
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -305,7 +305,13 @@ class PostgresDestination:
         await self._transaction(what, work, commit=commit, rows_at_commit=True)
 
     async def write_text(
-        self, target: TableRef, schema: Schema, rows: Sequence[Row], checkpoint: Checkpoint
+        self,
+        target: TableRef,
+        schema: Schema,
+        rows: Sequence[Row],
+        checkpoint: Checkpoint,
+        *,
+        lines: bool = False,
     ) -> None:
         """Rows of text (str or None) through COPY ... FORMAT csv: the server parses each
         value by its column's type, so Python converts nothing. csv's C writer quotes every
@@ -316,17 +322,20 @@ class PostgresDestination:
         for name in names:
             check_identifier(name, self.capabilities.max_identifier_length, in_bytes=True)
         what = f"writing {len(rows)} rows to {target.text}"
-        data = await anyio.to_thread.run_sync(csv_bytes, rows) if rows else b""
+        if lines:  # lines of COPY's text format, made by the source's server
+            data = ("\n".join([row[0] for row in rows]) + "\n").encode() if rows else b""
+        else:
+            data = await anyio.to_thread.run_sync(csv_bytes, rows) if rows else b""
 
         async def work(conn: Any) -> None:
             if rows:
                 with self._translated(what, rows=True):
                     await conn.copy_to_table(
                         table,
-                        source=io.BytesIO(data),
+                        source=_chunks(data),
                         columns=names,
                         schema_name=schema_name,
-                        format="csv",
+                        format="text" if lines else "csv",
                     )
             await self._upsert_checkpoint(conn, checkpoint)
             failpoints.hit("before_commit")
@@ -425,6 +434,18 @@ class PostgresDestination:
                     await _rollback(transaction)
                     raise
                 return result
+
+
+_CHUNK = 1 << 16
+
+
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
+    """COPY data for asyncpg in 64 KiB pieces. An async iterator, not a file: asyncpg reads a
+    file in a worker thread, and each batch read that way left memory behind (the process grew
+    by ~55 MB per 100 batches of 1 MB)."""
+    view = memoryview(data)
+    for start in range(0, len(view), _CHUNK):
+        yield bytes(view[start : start + _CHUNK])
 
 
 class _Null(float):

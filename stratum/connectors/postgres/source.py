@@ -112,7 +112,7 @@ from stratum.connectors.pushdown import (
     selection,
     transpile_query,
 )
-from stratum.connectors.sql import ErrorTable, quote, translated
+from stratum.connectors.sql import ErrorTable, estimate_nbytes, quote, translated
 from stratum.errors import ConfigError, SourceError
 from stratum.plan.model import Options, Sql, TableRef
 
@@ -123,7 +123,6 @@ _DEFAULT_SCHEMA = "public"
 _CONNECT_TIMEOUT = 30.0
 _CLOSE_TIMEOUT = 10.0
 _ROLLBACK_TIMEOUT = 10.0
-_SAMPLE = 16  # rows of a batch measured for its nbytes estimate
 
 _RELATION = """
 SELECT c.oid, c.relkind::text AS relkind FROM pg_catalog.pg_class c
@@ -603,7 +602,7 @@ class _PostgresReader:
                 del records, last
                 positions = list(range(ordinal + 1, ordinal + len(rows) + 1))
                 ordinal += len(rows)
-                yield RawBatch(rows, positions, cursor=next_cursor, nbytes=_estimate(rows))
+                yield RawBatch(rows, positions, cursor=next_cursor, nbytes=estimate_nbytes(rows))
                 del rows
                 if len(positions) < batch_size:
                     break
@@ -1046,14 +1045,3 @@ def _describe_error(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     detail = getattr(exc, "detail", None)
     return f"{text} ({detail})" if isinstance(detail, str) and detail else text
-
-
-def _estimate(rows: Sequence[Row]) -> int:
-    """Roughly the batch's size: `len(str(value))` summed over up to `_SAMPLE` rows spread over
-    the batch, scaled to its length."""
-    if not rows:
-        return 0
-    step = max(1, len(rows) // _SAMPLE)
-    sample = rows[::step]
-    measured = sum(len(str(v)) for row in sample for v in row if v is not None)
-    return measured * len(rows) // len(sample)

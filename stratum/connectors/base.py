@@ -70,6 +70,20 @@ class Rejected:
     row: Row | str  # the values as read, or the raw text when it could not be split into values
 
 
+@dataclass(frozen=True, slots=True)
+class CopyFormat:
+    """How COPY reads data a source encoded itself (see RawBatch.copy_data)."""
+
+    format: str  # "text" (tab-separated, backslash escapes, \\N) or "csv"
+    delimiter: str | None = None
+    quote: str | None = None
+    null: str | None = None
+    force_null: bool = False  # csv: a quoted value equal to `null` is NULL too
+
+
+COPY_TEXT = CopyFormat("text")
+
+
 @dataclass(slots=True)
 class RawBatch:
     """Rows as a source read them, in source order."""
@@ -79,9 +93,12 @@ class RawBatch:
     rejected: list[Rejected] = field(default_factory=list)  # rows the reader could not read
     cursor: Cursor = None  # resume after this batch restarts here
     nbytes: int = 0
-    # a TextSource's batch may hold each row as one line of PostgreSQL's COPY text format, in
-    # a 1-tuple, built by the source's server: the destination loads the lines as they are
-    lines: bool = False
+    # a TextSource's batch may come already encoded for PostgreSQL's COPY: `copy_data` in the
+    # `copy_format` (the file's own CSV records, or lines of COPY's text format built by the
+    # source's server), which the destination sends as it is; `rows` still say how many rows
+    # it holds, and where
+    copy_format: CopyFormat | None = None
+    copy_data: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,11 +251,11 @@ class TextDestination(Destination, Protocol):
         rows: Sequence[Row],
         checkpoint: Checkpoint,
         *,
-        lines: bool = False,
+        copy: tuple[CopyFormat, str] | None = None,
     ) -> None:
         """Load `rows` and save `checkpoint` in one transaction (MODE full and append only);
-        with `lines`, each row is a 1-tuple holding a line of COPY's text format. Raises
-        RowError when a value is refused: the engine then loads the batch row by row."""
+        with `copy`, send that data in that format instead (the source encoded the rows).
+        Raises RowError when a value is refused: the engine then loads the batch row by row."""
         ...
 
 

@@ -28,6 +28,7 @@ from smql import Mode, OnError
 from stratum import failpoints
 from stratum.connectors.base import (
     Checkpoint,
+    CopyFormat,
     Cursor,
     Destination,
     RawBatch,
@@ -368,8 +369,13 @@ class ItemRun:
             failpoints.hit("after_read")
             if not await self._await_control():
                 break
-            if raw.lines or transformer.text_safe(raw.rows):
-                await self._send(send, TextBatch(batch, retype, raw.lines))
+            if transformer.text_safe(raw.rows):
+                copy = (
+                    (raw.copy_format, raw.copy_data)
+                    if raw.copy_format is not None and raw.copy_data is not None
+                    else None
+                )
+                await self._send(send, TextBatch(batch, retype, copy))
             else:  # a value the destination would read otherwise: this batch goes typed
                 typed = await retype()
                 typed.rejected[:0] = raw.rejected  # the reader's, as a typed batch has them
@@ -418,7 +424,7 @@ class ItemRun:
                 if self._stopping:
                     failpoints.hit("during_drain")
                 if isinstance(batch, TextBatch):
-                    await self._commit(batch.batch, batch.retype, lines=batch.lines)
+                    await self._commit(batch.batch, batch.retype, copy=batch.copy)
                 else:
                     await self._commit(batch)
                 await self._budget.release(_nbytes(batch))
@@ -429,7 +435,7 @@ class ItemRun:
         batch: TransformedBatch,
         retype: Callable[[], Awaitable[TransformedBatch]] | None = None,
         *,
-        lines: bool = False,
+        copy: tuple[CopyFormat, str] | None = None,
     ) -> None:
         """Write `batch` and its checkpoint in one transaction. With `retype` the batch holds
         text for the destination to parse (the pass-through path); when it refuses a value, the
@@ -466,7 +472,7 @@ class ItemRun:
                 checkpoint_for(len(rows), len(rejected)),
                 commit=True,
                 text=bool(retype),
-                lines=lines,
+                copy=copy,
             )
         except RowError:
             if retype is not None:
@@ -546,7 +552,7 @@ class ItemRun:
         checkpoint: Checkpoint,
         commit: bool,
         text: bool = False,
-        lines: bool = False,
+        copy: tuple[CopyFormat, str] | None = None,
     ) -> None:
         item = self.item
         if text:
@@ -554,7 +560,7 @@ class ItemRun:
             assert isinstance(destination, TextDestination)
             schema = self._schema_for_write()
             await self._retry(
-                lambda: destination.write_text(item.target, schema, rows, checkpoint, lines=lines)
+                lambda: destination.write_text(item.target, schema, rows, checkpoint, copy=copy)
             )
             return
         await self._retry(
@@ -730,7 +736,7 @@ class TextBatch:
 
     batch: TransformedBatch
     retype: Callable[[], Awaitable[TransformedBatch]]
-    lines: bool = False  # each row is one line of COPY's text format (RawBatch.lines)
+    copy: tuple[CopyFormat, str] | None = None  # the source's own encoding (RawBatch.copy_data)
 
 
 Queued = TransformedBatch | TextBatch

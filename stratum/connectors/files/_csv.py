@@ -42,7 +42,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-from stratum.connectors.base import Column, Cursor, RawBatch, Rejected, Row, Schema
+from stratum.connectors.base import Column, CopyFormat, Cursor, RawBatch, Rejected, Row, Schema
 from stratum.connectors.files._common import (
     FileSourceBase,
     check_cancelled,
@@ -82,9 +82,27 @@ class CsvSource(FileSourceBase):
         parses text."""
         return None
 
-    def read_text(self, after: Cursor, batch_size: int) -> AsyncIterator[RawBatch]:
-        """The rows as `read` gives them: their values are the file's text."""
-        return self.read(after, batch_size)
+    async def read_text(self, after: Cursor, batch_size: int) -> AsyncIterator[RawBatch]:
+        """The rows as `read` gives them: their values are the file's text. A batch whose
+        records the reader took as they are (none rejected, no blank line left out) also
+        carries the file's own text of them, which COPY ... FORMAT csv reads to the same values
+        (the same delimiter, quote and NULL string, and FORCE_NULL, since the reader takes a
+        quoted value equal to the NULL string as NULL too), so it is sent without being written
+        again. Not with an ESCAPE character: the csv module and COPY read it differently."""
+        copyable = self.options.escape is None
+        fmt = CopyFormat(
+            "csv",
+            delimiter=self.options.delimiter,
+            quote=self.options.quote,
+            null=self.options.null,
+            force_null=True,
+        )
+        async for batch in self.read(after, batch_size):
+            if copyable and batch.copy_data is not None:
+                batch.copy_format = fmt
+            else:
+                batch.copy_data = None
+            yield batch
 
     async def read_again(self, after: Cursor, batch: RawBatch) -> AsyncIterator[RawBatch]:
         """A text batch is already what `read` gives: its rows again (the reader's rejects
@@ -304,6 +322,7 @@ class _CsvScan:
         rejected: list[Rejected] = []
         end = self._end
         count = 0
+        skipped = False  # a blank line left out: the batch's text is not just its records
         while count < limit:
             start = end + 1
             try:
@@ -327,6 +346,7 @@ class _CsvScan:
                     count += 1
                     continue
                 if not blank_is_record:
+                    skipped = True
                     continue
                 record = [""]
             if null in record:
@@ -342,7 +362,10 @@ class _CsvScan:
             return None
         if has_unstorable(text):
             rows, positions, rejected = self._reject_unstorable(rows, positions, rejected)
-        return RawBatch(rows, positions, rejected, cursor=self.records, nbytes=len(text))
+        batch = RawBatch(rows, positions, rejected, cursor=self.records, nbytes=len(text))
+        if not rejected and not skipped:
+            batch.copy_data = text  # the records exactly as the file holds them (read_text)
+        return batch
 
     def _malformed(self, exc: csv.Error, text: str, start: int = 0, end: int = 0) -> str:
         """Why the csv reader could not split a record, in the words of the file."""

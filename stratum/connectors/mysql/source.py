@@ -98,7 +98,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Self
 
-from stratum.connectors.base import Column, Cursor, RawBatch, Rejected, Row, Schema
+from stratum.connectors.base import COPY_TEXT, Column, Cursor, RawBatch, Rejected, Row, Schema
 from stratum.connectors.mysql import types
 from stratum.connectors.mysql._connect import MySQLConnection, connect, parse_url
 from stratum.connectors.mysql._errors import describe
@@ -440,7 +440,9 @@ class _MySQLReader:
                     )
                 batch = _convert(raw_rows, converters, ordinal, names, width)
                 batch.nbytes = estimate_nbytes(batch.rows)
-                batch.lines = text
+                if text:  # the rows are lines of COPY's text format, built by the server
+                    batch.copy_format = COPY_TEXT
+                    batch.copy_data = "\n".join([row[0] for row in batch.rows]) + "\n"
                 ordinal += len(raw_rows)
                 if key_indexes:
                     last = raw_rows[-1]

@@ -39,7 +39,15 @@ import anyio
 
 from smql import Mode
 from stratum import failpoints
-from stratum.connectors.base import Capabilities, Checkpoint, Column, DdlStatement, Row, Schema
+from stratum.connectors.base import (
+    Capabilities,
+    Checkpoint,
+    Column,
+    CopyFormat,
+    DdlStatement,
+    Row,
+    Schema,
+)
 from stratum.connectors.sql import (
     CHECKPOINT_SCHEMA,
     CHECKPOINT_SELECT,
@@ -311,7 +319,7 @@ class PostgresDestination:
         rows: Sequence[Row],
         checkpoint: Checkpoint,
         *,
-        lines: bool = False,
+        copy: tuple[CopyFormat, str] | None = None,
     ) -> None:
         """Rows of text (str or None) through COPY ... FORMAT csv: the server parses each
         value by its column's type, so Python converts nothing. csv's C writer quotes every
@@ -322,8 +330,9 @@ class PostgresDestination:
         for name in names:
             check_identifier(name, self.capabilities.max_identifier_length, in_bytes=True)
         what = f"writing {len(rows)} rows to {target.text}"
-        if lines:  # lines of COPY's text format, made by the source's server
-            data = ("\n".join([row[0] for row in rows]) + "\n").encode() if rows else b""
+        fmt = copy[0] if copy is not None else CSV_WRITTEN
+        if copy is not None:  # the source encoded the rows itself: sent as they are
+            data = copy[1].encode("utf-8", "surrogateescape") if rows else b""
         else:
             data = await anyio.to_thread.run_sync(csv_bytes, rows) if rows else b""
 
@@ -335,7 +344,11 @@ class PostgresDestination:
                         source=_chunks(data),
                         columns=names,
                         schema_name=schema_name,
-                        format="text" if lines else "csv",
+                        format=fmt.format,
+                        delimiter=fmt.delimiter,
+                        quote=fmt.quote,
+                        null=fmt.null,
+                        force_null=list(names) if fmt.force_null else None,
                     )
             await self._upsert_checkpoint(conn, checkpoint)
             failpoints.hit("before_commit")
@@ -437,6 +450,8 @@ class PostgresDestination:
 
 
 _CHUNK = 1 << 16
+#: What csv_bytes writes: every string quoted, NULL as nothing (COPY's defaults for csv).
+CSV_WRITTEN = CopyFormat("csv")
 
 
 async def _chunks(data: bytes) -> AsyncIterator[bytes]:

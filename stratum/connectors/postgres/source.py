@@ -101,7 +101,7 @@ from uuid import UUID
 
 import anyio
 
-from stratum.connectors.base import Column, Cursor, RawBatch, Row, Schema
+from stratum.connectors.base import COPY_TEXT, Column, Cursor, RawBatch, Row, Schema
 from stratum.connectors.pushdown import (
     Bounds,
     Pushdown,
@@ -279,6 +279,16 @@ def decode_cursor(cursor: Cursor, key: Sequence[_KeyColumn], what: str) -> list[
 
 
 # --- the sources ----------------------------------------------------------------------------
+
+
+#: What COPY's text format escapes in a value, as SQL literals: (what the text holds, what the
+#: line carries instead). Backslash first, so that the other escapes are not doubled.
+_COPY_ESCAPES = (
+    ("'\\'", "'\\\\'"),
+    ("E'\\t'", "'\\t'"),
+    ("E'\\n'", "'\\n'"),
+    ("E'\\r'", "'\\r'"),
+)
 
 
 class _PostgresReader:
@@ -543,18 +553,22 @@ class _PostgresReader:
             yield again
 
     def _text_items(self) -> tuple[str, ...] | str:
-        """The select list for `read_text`, or why there is none."""
+        """The select list for `read_text`, or why there is none: the row as one line of COPY's
+        text format, built by the server (each column's text, backslash, tab, LF and CR
+        escaped, NULL as \\N), then the key's own values, typed, for the cursor."""
         pushdown = getattr(self, "_pushdown", None)
         if pushdown is None:
             return "the query's columns are not known one by one"
-        items = []
+        fields = []
         for output in pushdown.outputs:
             if output.source is None:
                 return f"column {output.name!r} is computed in the SELECT"
-            column = quote(output.source, _DIALECT)
-            items.append(f"{column}::text AS {quote(output.name, _DIALECT)}")
-        # the key's own values follow, typed, for the cursor (the rows are cut before them)
-        return (*items, *(quote(k, _DIALECT) for k in self._order))
+            value = f"{quote(output.source, _DIALECT)}::text"
+            for found, written in _COPY_ESCAPES:
+                value = f"replace({value}, {found}, {written})"
+            fields.append(f"coalesce({value}, '\\N')")
+        line = "concat_ws(E'\\t', " + ", ".join(fields) + ")"
+        return (f"{line} AS {quote('line', _DIALECT)}", *(quote(k, _DIALECT) for k in self._order))
 
     async def _read(
         self, after: Cursor, batch_size: int, *, text: bool = False, upto: Cursor = None
@@ -573,9 +587,9 @@ class _PostgresReader:
             await self.open()  # the connection was lost: a retried read reconnects
         conn = self._conn
         key_at = self._key_at if self._resumable else ()
-        if text and key_at:  # the typed key columns come after the text ones
-            key_at = tuple(range(self._width, self._width + len(key_at)))
-        width = self._width if self._plain is None else None
+        if text and key_at:  # the typed key columns come after the line
+            key_at = tuple(range(1, 1 + len(key_at)))
+        width = (1 if text else self._width) if self._plain is None else None
         # MODE incremental: a NULL CURSOR (possible only where the server cannot say, a view or
         # a query) would stop every later run; NULLs sort last, so nothing is skipped before it
         null_at = key_at[0] if key_at and self._increments_by is not None else None
@@ -602,7 +616,11 @@ class _PostgresReader:
                 del records, last
                 positions = list(range(ordinal + 1, ordinal + len(rows) + 1))
                 ordinal += len(rows)
-                yield RawBatch(rows, positions, cursor=next_cursor, nbytes=estimate_nbytes(rows))
+                batch = RawBatch(rows, positions, cursor=next_cursor, nbytes=estimate_nbytes(rows))
+                if text:  # the rows are lines of COPY's text format, built by the server
+                    batch.copy_format = COPY_TEXT
+                    batch.copy_data = "\n".join([row[0] for row in rows]) + "\n"
+                yield batch
                 del rows
                 if len(positions) < batch_size:
                     break
@@ -723,8 +741,8 @@ class _PostgresReader:
             self._check_splittable("read by key range")
             compare("<=", upto)
         order = [quote(k, _DIALECT) for k in self._order]
-        if items is not None:  # by position: a text column may carry the key's name
-            order = [str(self._width + i + 1) for i in range(len(self._order))]
+        if items is not None:  # by position: the key's typed columns follow the line
+            order = [str(i + 2) for i in range(len(self._order))]
         return select_sql(items or self._items, self._from, conditions, order), args
 
     async def _end(self, transaction: Any) -> None:

@@ -438,7 +438,11 @@ class _MySQLReader:
                         f"mark is past NULL); make '{self._key[0]}' NOT NULL, or use MODE "
                         "upsert or full"
                     )
-                batch = _convert(raw_rows, converters, ordinal, names, width)
+                if text:  # nothing to convert or cut: only the line goes to the destination
+                    positions = list(range(ordinal + 1, ordinal + len(raw_rows) + 1))
+                    batch = RawBatch(rows=raw_rows, positions=positions)
+                else:
+                    batch = _convert(raw_rows, converters, ordinal, names, width)
                 batch.nbytes = estimate_nbytes(batch.rows)
                 if text:  # the rows are lines of COPY's text format, built by the server
                     batch.copy_format = COPY_TEXT

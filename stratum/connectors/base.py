@@ -98,7 +98,7 @@ class RawBatch:
     # source's server), which the destination sends as it is; `rows` still say how many rows
     # it holds, and where
     copy_format: CopyFormat | None = None
-    copy_data: str | None = None
+    copy_data: str | bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +251,7 @@ class TextDestination(Destination, Protocol):
         rows: Sequence[Row],
         checkpoint: Checkpoint,
         *,
-        copy: tuple[CopyFormat, str] | None = None,
+        copy: tuple[CopyFormat, str | bytes] | None = None,
     ) -> None:
         """Load `rows` and save `checkpoint` in one transaction (MODE full and append only);
         with `copy`, send that data in that format instead (the source encoded the rows).

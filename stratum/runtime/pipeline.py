@@ -435,7 +435,7 @@ class ItemRun:
         batch: TransformedBatch,
         retype: Callable[[], Awaitable[TransformedBatch]] | None = None,
         *,
-        copy: tuple[CopyFormat, str] | None = None,
+        copy: tuple[CopyFormat, str | bytes] | None = None,
     ) -> None:
         """Write `batch` and its checkpoint in one transaction. With `retype` the batch holds
         text for the destination to parse (the pass-through path); when it refuses a value, the
@@ -552,7 +552,7 @@ class ItemRun:
         checkpoint: Checkpoint,
         commit: bool,
         text: bool = False,
-        copy: tuple[CopyFormat, str] | None = None,
+        copy: tuple[CopyFormat, str | bytes] | None = None,
     ) -> None:
         item = self.item
         if text:
@@ -736,7 +736,9 @@ class TextBatch:
 
     batch: TransformedBatch
     retype: Callable[[], Awaitable[TransformedBatch]]
-    copy: tuple[CopyFormat, str] | None = None  # the source's own encoding (RawBatch.copy_data)
+    copy: tuple[CopyFormat, str | bytes] | None = (
+        None  # the source's own encoding (RawBatch.copy_data)
+    )
 
 
 Queued = TransformedBatch | TextBatch

@@ -319,7 +319,7 @@ class PostgresDestination:
         rows: Sequence[Row],
         checkpoint: Checkpoint,
         *,
-        copy: tuple[CopyFormat, str] | None = None,
+        copy: tuple[CopyFormat, str | bytes] | None = None,
     ) -> None:
         """Rows of text (str or None) through COPY ... FORMAT csv: the server parses each
         value by its column's type, so Python converts nothing. csv's C writer quotes every
@@ -332,7 +332,8 @@ class PostgresDestination:
         what = f"writing {len(rows)} rows to {target.text}"
         fmt = copy[0] if copy is not None else CSV_WRITTEN
         if copy is not None:  # the source encoded the rows itself: sent as they are
-            data = copy[1].encode("utf-8", "surrogateescape") if rows else b""
+            raw = copy[1]
+            data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogateescape")
         else:
             data = await anyio.to_thread.run_sync(csv_bytes, rows) if rows else b""
 

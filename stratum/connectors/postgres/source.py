@@ -543,7 +543,63 @@ class _PostgresReader:
         positions as `read` gives them."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if self._resumable and not isinstance(self._text_items(), str):  # keyed: COPY by range
+            return self._read_copy(after, batch_size)
         return self._read(after, batch_size, text=True)
+
+    async def _read_copy(self, after: Cursor, batch_size: int) -> AsyncIterator[RawBatch]:
+        """A keyed table as COPY's own text output, `batch_size` rows at a time, in one
+        snapshot: for each batch the server finds the key `batch_size` rows on (an index scan),
+        then runs `COPY (SELECT ... WHERE key > last AND key <= that ORDER BY key) TO STDOUT`;
+        the batch's cursor is that key, its rows the lines COPY wrote (COPY escapes line ends
+        inside values, so a line is a row). No value is touched in Python, or built by SQL."""
+        what = f"reading {self._name}"
+        if self._schema is None:
+            raise SourceError(f"{what}: the PostgreSQL source is not open")
+        found = self._text_items()
+        if isinstance(found, str):
+            raise SourceError(f"{what}: cannot read as text: {found}")
+        columns = tuple(self._items[: self._width])
+        keys = tuple(quote(k, _DIALECT) for k in self._order)
+        if self._conn is None or self._conn.is_closed():
+            await self.open()
+        conn = self._conn
+        transaction = await self._begin(conn, what)
+        position, ordinal = after, 0
+        try:
+            while True:
+                sql, args = self._query(position, what, items=keys, by_table=True)
+                async with self._lock:
+                    with self._translated(what):
+                        last = await conn.fetchrow(f"{sql} OFFSET {batch_size - 1} LIMIT 1", *args)
+                        if last is None:  # fewer rows left than a batch: up to the last one
+                            where = sql[: sql.rindex(" ORDER BY ")]
+                            reverse = ", ".join(f"{self._from}.{k} DESC" for k in keys)
+                            last = await conn.fetchrow(f"{where} ORDER BY {reverse} LIMIT 1", *args)
+                if last is None:
+                    break
+                upto = encode_cursor(list(last))
+                sql, args = self._query(position, what, items=columns, upto=upto, by_table=True)
+                pieces: list[bytes] = []
+
+                async def keep(piece: bytes, pieces: list[bytes] = pieces) -> None:
+                    pieces.append(piece)
+
+                async with self._lock:
+                    with self._translated(what, values=True):
+                        await conn.copy_from_query(sql, *args, output=keep, format="text")
+                data = b"".join(pieces)
+                count = data.count(b"\n")
+                positions = list(range(ordinal + 1, ordinal + count + 1))
+                ordinal += count
+                batch = RawBatch([()] * count, positions, cursor=upto, nbytes=len(data))
+                batch.copy_format, batch.copy_data = COPY_TEXT, data
+                yield batch
+                position = upto
+        finally:
+            with anyio.CancelScope(shield=True):
+                async with self._lock:
+                    await self._end(transaction)
 
     async def read_again(self, after: Cursor, batch: RawBatch) -> AsyncIterator[RawBatch]:
         """The typed rows of a text batch: the keys after `after`, up to its cursor."""
@@ -700,9 +756,11 @@ class _PostgresReader:
         *,
         items: tuple[str, ...] | None = None,
         upto: Cursor = None,
+        by_table: bool = False,
     ) -> tuple[str, list[Any]]:
-        """The read's SELECT: `items` instead of the typed select list, and no key past `upto`
-        when it is given."""
+        """The read's SELECT: `items` instead of the typed select list, no key past `upto`
+        when it is given, ordered by the table's key columns named through the table when
+        `by_table` (else by the key's place in the select list)."""
         if self._plain is not None:  # a query without a KEY: as it is, whole
             if after is not None:
                 raise SourceError(
@@ -741,7 +799,9 @@ class _PostgresReader:
             self._check_splittable("read by key range")
             compare("<=", upto)
         order = [quote(k, _DIALECT) for k in self._order]
-        if items is not None:  # by position: the key's typed columns follow the line
+        if by_table:  # the table's own key columns, whatever the select list calls its columns
+            order = [f"{self._from}.{k}" for k in order]
+        elif items is not None:  # by position: the key's typed columns follow the line
             order = [str(i + 2) for i in range(len(self._order))]
         return select_sql(items or self._items, self._from, conditions, order), args
 

@@ -7,6 +7,7 @@ source row for row.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -16,6 +17,7 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 ROWS = 6000
 BATCH = 250
@@ -117,3 +119,18 @@ class Migrate:
         final = self.run()
         assert final.returncode == 0, final.stderr
         return kills
+
+
+def events(stderr: str, name: str) -> list[dict[str, Any]]:
+    """The JSON log events of that name a run wrote, in order."""
+    return [json.loads(line) for line in stderr.splitlines() if f'"event": "{name}"' in line]
+
+
+def killed_then_done(migrate: Migrate, at: int) -> object:
+    """Kill after `at` committed batches, run again; what the second run resumed from."""
+    killed = migrate.run(f"after_commit=kill@{at}")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    done = migrate.run()
+    assert done.returncode == 0, done.stderr + done.stdout
+    (started,) = events(done.stderr, "item_started")
+    return started["resumed_from"]

@@ -1,4 +1,5 @@
-"""Running a few SQL statements on the test servers, synchronously, from a test body."""
+"""Running a few SQL statements on the test servers, from a test body: `pg` and `my` at once,
+`pg_async` and `my_async` in a coroutine."""
 
 from __future__ import annotations
 
@@ -10,33 +11,35 @@ import asyncpg
 from stratum.connectors.mysql._connect import connect
 
 
-def pg(url: str, *sql: str) -> list[tuple[Any, ...]]:
+async def pg_async(url: str, *sql: str) -> list[tuple[Any, ...]]:
     """Run the statements on PostgreSQL, in order; the rows of the last one."""
+    conn = await asyncpg.connect(url)
+    try:
+        rows: list[tuple[Any, ...]] = []
+        for statement in sql:
+            rows = [tuple(r) for r in await conn.fetch(statement)]
+        return rows
+    finally:
+        await conn.close()
 
-    async def go() -> list[tuple[Any, ...]]:
-        conn = await asyncpg.connect(url)
-        try:
-            rows: list[tuple[Any, ...]] = []
-            for statement in sql:
-                rows = [tuple(r) for r in await conn.fetch(statement)]
-            return rows
-        finally:
-            await conn.close()
 
-    return asyncio.run(go())
+async def my_async(url: str, *sql: str) -> list[tuple[Any, ...]]:
+    """Run the statements on MySQL/MariaDB (autocommit), in order; the rows of the last one."""
+    conn = await connect(url)
+    try:
+        rows: list[tuple[Any, ...]] = []
+        for statement in sql:
+            rows = [tuple(r) for r in await conn.fetchall(statement)]
+        return rows
+    finally:
+        await conn.close()
+
+
+def pg(url: str, *sql: str) -> list[tuple[Any, ...]]:
+    """`pg_async`, outside any event loop."""
+    return asyncio.run(pg_async(url, *sql))
 
 
 def my(url: str, *sql: str) -> list[tuple[Any, ...]]:
-    """Run the statements on MySQL/MariaDB (autocommit), in order; the rows of the last one."""
-
-    async def go() -> list[tuple[Any, ...]]:
-        conn = await connect(url)
-        try:
-            rows: list[tuple[Any, ...]] = []
-            for statement in sql:
-                rows = [tuple(r) for r in await conn.fetchall(statement)]
-            return rows
-        finally:
-            await conn.close()
-
-    return asyncio.run(go())
+    """`my_async`, outside any event loop."""
+    return asyncio.run(my_async(url, *sql))

@@ -977,20 +977,7 @@ def _encode_key(value: Any) -> Any:
 
 
 # Types whose values a cursor cannot hold in a useful order (MODE incremental's CURSOR).
-_UNORDERED = frozenset(
-    {
-        "json",
-        "geometry",
-        "point",
-        "linestring",
-        "polygon",
-        "multipoint",
-        "multilinestring",
-        "multipolygon",
-        "geometrycollection",
-        "geomcollection",
-    }
-)
+_UNORDERED = frozenset({"json", *types._GEOMETRY})
 _EXACT = {"tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year"}
 _BYTES = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob", "bit"}
 

@@ -44,9 +44,10 @@ from stratum.connectors.postgres import PostgresTableSource
 from stratum.connectors.postgres.source import PostgresQuerySource
 from stratum.connectors.pushdown import Bounds
 from stratum.errors import ConfigError, SourceError
-from stratum.plan.model import CsvOptions, FileSource, Sql, TableRef
+from stratum.plan.model import CsvOptions, FileSource, Sql
 from stratum.runtime.partitions import ranges
 from tests.support.databases import ThrowawayDatabase
+from tests.support.sources import table_ref
 
 pytestmark = pytest.mark.asyncio
 
@@ -314,70 +315,54 @@ def _file_case(kind: str, files: Files) -> Case:
     )
 
 
-def _ref(table: str) -> TableRef:
-    return TableRef("src", None, table)
+def _database_case(
+    kind: str,
+    url: str,
+    table_source: Callable[..., DbSource],
+    query_source: Callable[..., DbSource],
+    query_types: tuple[str, ...],
+) -> Case:
+    """The table source (kind ...-table) or the query source on the server at `url`."""
+    dialect = "postgres" if kind.startswith("postgres") else "mysql"
+    if kind.endswith("-table"):
+
+        def table(bounds: Bounds | None) -> DbSource:
+            return table_source(url, table_ref("src_rows"), bounds=bounds)
+
+        return Case(
+            kind,
+            lambda: table(None),
+            list(ROWS),
+            ("bigint", "text", "numeric(12,2)", "date"),
+            keyless=(
+                ("no key", lambda: table_source(url, table_ref("src_nokey"))),
+                ("nullable unique key", lambda: table_source(url, table_ref("src_nullable_key"))),
+            ),
+            bounded=table,
+        )
+
+    def query(bounds: Bounds | None) -> DbSource:
+        return query_source(url, Sql(QUERY, dialect), ("id",), bounds=bounds, item="q")
+
+    return Case(
+        kind,
+        lambda: query(None),
+        list(ROWS),
+        query_types,
+        keyless=(("no KEY", lambda: query_source(url, Sql(QUERY, dialect))),),
+        bounded=query,
+    )
 
 
 def _postgres_case(kind: str, url: str) -> Case:
-    if kind == "postgres-table":
-
-        def table(bounds: Bounds | None) -> DbSource:
-            return PostgresTableSource(url, _ref("src_rows"), bounds=bounds)
-
-        return Case(
-            kind,
-            lambda: table(None),
-            list(ROWS),
-            ("bigint", "text", "numeric(12,2)", "date"),
-            keyless=(
-                ("no key", lambda: PostgresTableSource(url, _ref("src_nokey"))),
-                ("nullable unique key", lambda: PostgresTableSource(url, _ref("src_nullable_key"))),
-            ),
-            bounded=table,
-        )
-
-    def query(bounds: Bounds | None) -> DbSource:
-        return PostgresQuerySource(url, Sql(QUERY, "postgres"), ("id",), bounds=bounds, item="q")
-
-    return Case(
-        kind,
-        lambda: query(None),
-        list(ROWS),
-        ("bigint", "text", "numeric", "date"),  # a query's result types carry no typmod
-        keyless=(("no KEY", lambda: PostgresQuerySource(url, Sql(QUERY, "postgres"))),),
-        bounded=query,
-    )
+    # a query's result types carry no typmod
+    types = ("bigint", "text", "numeric", "date")
+    return _database_case(kind, url, PostgresTableSource, PostgresQuerySource, types)
 
 
 def _mariadb_case(kind: str, url: str) -> Case:
-    if kind == "mariadb-table":
-
-        def table(bounds: Bounds | None) -> DbSource:
-            return MySQLTableSource(url, _ref("src_rows"), bounds=bounds)
-
-        return Case(
-            kind,
-            lambda: table(None),
-            list(ROWS),
-            ("bigint", "text", "numeric(12,2)", "date"),
-            keyless=(
-                ("no key", lambda: MySQLTableSource(url, _ref("src_nokey"))),
-                ("nullable unique key", lambda: MySQLTableSource(url, _ref("src_nullable_key"))),
-            ),
-            bounded=table,
-        )
-
-    def query(bounds: Bounds | None) -> DbSource:
-        return MySQLQuerySource(url, Sql(QUERY, "mysql"), ("id",), bounds=bounds, item="q")
-
-    return Case(
-        kind,
-        lambda: query(None),
-        list(ROWS),
-        ("bigint", "text", "numeric(12,2)", "date"),
-        keyless=(("no KEY", lambda: MySQLQuerySource(url, Sql(QUERY, "mysql"))),),
-        bounded=query,
-    )
+    types = ("bigint", "text", "numeric(12,2)", "date")
+    return _database_case(kind, url, MySQLTableSource, MySQLQuerySource, types)
 
 
 KEYED = [

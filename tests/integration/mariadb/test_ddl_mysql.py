@@ -16,31 +16,29 @@ from stratum.connectors.mysql import connect
 from stratum.connectors.mysql._dest_types import column_ddl
 from stratum.connectors.sql import quote
 from stratum.schema import ddl
-from stratum.schema.catalog import Catalog, ColumnInfo, ForeignKey, IndexInfo, TableInfo, ViewInfo
+from stratum.schema.catalog import Catalog, ForeignKey, IndexInfo, TableInfo, ViewInfo
 from tests.support.databases import ThrowawayDatabase
+from tests.support.ddl import all_statements, col, run_undone
+from tests.support.ddl import build as build_catalog
+from tests.support.sql import my as mariadb
 
 STRICT = "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'"
-
-
-def _col(name: str, type_: str, nullable: bool = True, **kw: Any) -> ColumnInfo:
-    native = kw.pop("native", type_)
-    return ColumnInfo(name, native, type_, nullable, **kw)
 
 
 # A PostgreSQL source, as introspect_postgres reads it
 ACCOUNTS = TableInfo(
     "accounts",
     (
-        _col("code", "text", False),
-        _col("id", "integer", False, auto_increment=True),
-        _col("owner", "varchar(20)"),
-        _col("note", "text", default="'n/a'::text"),
-        _col("meta", "jsonb"),
-        _col("mood", "text", labels=("happy", "it's ok", "a,b"), enum_type="mood", native="mood"),
-        _col("seen", "timestamptz", default="now()"),
-        _col("ref", "uuid", default="gen_random_uuid()"),
-        _col("tags", "text[]", default="'{}'::text[]"),
-        _col("odd", "integer", default="(1 + 2)"),
+        col("code", "text", False),
+        col("id", "integer", False, auto_increment=True),
+        col("owner", "varchar(20)"),
+        col("note", "text", default="'n/a'::text"),
+        col("meta", "jsonb"),
+        col("mood", "text", labels=("happy", "it's ok", "a,b"), enum_type="mood", native="mood"),
+        col("seen", "timestamptz", default="now()"),
+        col("ref", "uuid", default="gen_random_uuid()"),
+        col("tags", "text[]", default="'{}'::text[]"),
+        col("odd", "integer", default="(1 + 2)"),
     ),
     primary_key=("code",),
     primary_key_name="accounts_pkey",
@@ -55,9 +53,9 @@ ACCOUNTS = TableInfo(
 ENTRIES = TableInfo(
     "entries",
     (
-        _col("id", "bigint", False, auto_increment=True),
-        _col("account_code", "text", False),
-        _col("amount", "numeric(12,2)", False, default="0"),
+        col("id", "bigint", False, auto_increment=True),
+        col("account_code", "text", False),
+        col("amount", "numeric(12,2)", False, default="0"),
     ),
     primary_key=("id",),
     primary_key_name="entries_pkey",
@@ -68,7 +66,7 @@ ENTRIES = TableInfo(
 # an identity that begins no index: MySQL needs one for AUTO_INCREMENT
 TICKETS = TableInfo(
     "tickets",
-    (_col("ref", "uuid", False), _col("n", "integer", False, auto_increment=True)),
+    (col("ref", "uuid", False), col("n", "integer", False, auto_increment=True)),
     primary_key=("ref",),
     primary_key_name="tickets_pkey",
 )
@@ -91,10 +89,10 @@ PG_CATALOG = Catalog(
 PARENT = TableInfo(
     "parent",
     (
-        _col("id", "numeric(20,0)", False, auto_increment=True, native="bigint(20) unsigned"),
-        _col("name", "varchar(50)", False, default="'it''s \\\\ ok'"),
-        _col("kind", "text", labels=("x", "y"), native="enum('x','y')", default="'x'"),
-        _col("created", "timestamp", default="current_timestamp()", native="datetime"),
+        col("id", "numeric(20,0)", False, auto_increment=True, native="bigint(20) unsigned"),
+        col("name", "varchar(50)", False, default="'it''s \\\\ ok'"),
+        col("kind", "text", labels=("x", "y"), native="enum('x','y')", default="'x'"),
+        col("created", "timestamp", default="current_timestamp()", native="datetime"),
     ),
     primary_key=("id",),
     primary_key_name="PRIMARY",
@@ -103,8 +101,8 @@ PARENT = TableInfo(
 CHILD = TableInfo(
     "child",
     (
-        _col("id", "integer", False, auto_increment=True, native="int(11)"),
-        _col("parent_id", "numeric(20,0)", native="bigint(20) unsigned"),
+        col("id", "integer", False, auto_increment=True, native="int(11)"),
+        col("parent_id", "numeric(20,0)", native="bigint(20) unsigned"),
     ),
     primary_key=("id",),
     primary_key_name="PRIMARY",
@@ -117,8 +115,8 @@ ODD_LABELS = ("it's", 'a"b', "c\\d", "e,f", "100%")
 ODD = TableInfo(
     HOSTILE,
     (
-        _col("id", "integer", False, auto_increment=True, native="int(11)"),
-        _col(ODD_COLUMN, "text", labels=ODD_LABELS, native="enum(...)", default="'e,f'"),
+        col("id", "integer", False, auto_increment=True, native="int(11)"),
+        col(ODD_COLUMN, "text", labels=ODD_LABELS, native="enum(...)", default="'e,f'"),
     ),
     primary_key=("id",),
     primary_key_name="PRIMARY",
@@ -128,20 +126,9 @@ ODD = TableInfo(
 MYSQL_CATALOG = Catalog("mysql", "legacy", (CHILD, PARENT, ODD))
 
 
-async def _run(url: str, *sql: str) -> list[tuple[Any, ...]]:
-    conn = await connect(url)
-    try:
-        await conn.execute(STRICT)
-        rows: list[tuple[Any, ...]] = []
-        for statement in sql:
-            rows = await conn.fetchall(statement)
-        return rows
-    finally:
-        await conn.close()
-
-
-def my(url: str, *sql: str) -> list[tuple[Any, ...]]:
-    return asyncio.run(_run(url, *sql))
+def my(url: str, *statements: str) -> list[tuple[Any, ...]]:
+    """The statements run in strict mode, as the MySQL destination runs its DDL."""
+    return mariadb(url, STRICT, *statements)
 
 
 def error_code(url: str, sql: str) -> int:
@@ -151,20 +138,13 @@ def error_code(url: str, sql: str) -> int:
 
 
 async def _apply(url: str, statements: Sequence[ddl.Statement]) -> list[str]:
-    """As MySQLDestination.apply_ddl does: each statement whose `done` query finds nothing, no
-    parameters (so no % formatting). Returns the `what` of the statements skipped."""
+    """As MySQLDestination.apply_ddl does, in strict mode."""
     conn = await connect(url)
-    skipped = []
     try:
         await conn.execute(STRICT)
-        for statement in statements:
-            if statement.done is not None and await conn.fetchall(statement.done):
-                skipped.append(statement.what)
-                continue
-            await conn.execute(statement.sql)
+        return await run_undone(statements, conn.fetchall, conn.execute)
     finally:
         await conn.close()
-    return skipped
 
 
 def apply(url: str, statements: Sequence[ddl.Statement]) -> list[str]:
@@ -179,32 +159,14 @@ def bare_table(table: TableInfo, database: str) -> str:
     return f"CREATE TABLE IF NOT EXISTS {name} ({columns}) ENGINE=InnoDB"
 
 
-def statements(catalog: Catalog, database: str) -> list[ddl.Statement]:
-    names, _ = ddl.target_names(catalog, ddl.MAX_NAME_BYTES["mysql"])
-    out: list[ddl.Statement] = []
-    for name in ddl.table_order(catalog):
-        table = catalog.table(name)
-        out += ddl.before_data(catalog, table, database, "mysql")
-        out += ddl.after_data(table, database, "mysql", names, catalog=catalog)
-    out += ddl.foreign_keys(catalog, database, "mysql", names)
-    out += ddl.views(catalog, [v.name for v in catalog.views], database, "mysql", names)
-    return out
-
-
 def build(url: str, catalog: Catalog, database: str, rows: dict[str, list[str]]) -> list[str]:
-    names, warnings = ddl.target_names(catalog, ddl.MAX_NAME_BYTES["mysql"])
-    for name in ddl.table_order(catalog):
-        table = catalog.table(name)
+    def create(table: TableInfo, names: dict[str, str]) -> None:
         assert not ddl.before_data(catalog, table, database, "mysql")
-        my(url, bare_table(table, database), *rows.get(name, []))
-        after = ddl.after_data(table, database, "mysql", names, catalog=catalog)
-        warnings += after.warnings
-        apply(url, after)
-    foreign = ddl.foreign_keys(catalog, database, "mysql", names)
-    apply(url, foreign)
-    views = ddl.views(catalog, [v.name for v in catalog.views], database, "mysql", names)
-    apply(url, views)
-    return warnings + list(foreign.warnings) + list(views.warnings)
+        my(url, bare_table(table, database), *rows.get(table.name, []))
+
+    return build_catalog(
+        catalog, database, "mysql", create=create, apply=lambda todo: apply(url, todo)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -380,7 +342,7 @@ def test_comments_and_warnings(built: tuple[str, str, list[str]]) -> None:
 def test_a_second_run_finds_everything_done(built: tuple[str, str, list[str]]) -> None:
     url, database, _ = built
     for catalog in (PG_CATALOG, MYSQL_CATALOG):
-        todo = statements(catalog, database)
+        todo = all_statements(catalog, database, "mysql")
         with_done = [s for s in todo if s.done is not None]
         assert len(with_done) >= 6
         for statement in with_done:

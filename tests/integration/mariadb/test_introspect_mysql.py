@@ -14,6 +14,7 @@ from stratum.schema import Catalog, ColumnInfo, ForeignKey, IndexInfo
 from stratum.schema.introspect_mysql import read_mysql_catalog
 from tests.support import databases as db
 from tests.support.databases import DatabaseServer, ThrowawayDatabase
+from tests.support.sql import my
 
 _DDL = [
     """CREATE TABLE parent (
@@ -65,31 +66,18 @@ def other_database(mariadb_server: DatabaseServer) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def catalog(mariadb_database: ThrowawayDatabase, other_database: str) -> Iterator[Catalog]:
-    async def setup() -> None:
-        conn = await connect(mariadb_database.url)
-        try:
-            for statement in _DDL:
-                await conn.execute(statement)
-            await conn.execute(f"CREATE TABLE `{other_database}`.ext (id INT PRIMARY KEY)")
-            await conn.execute(
-                "CREATE TABLE ext_ref (id INT PRIMARY KEY, ext_id INT, CONSTRAINT fk_ext "
-                f"FOREIGN KEY (ext_id) REFERENCES `{other_database}`.ext (id))"
-            )
-        finally:
-            await conn.close()
-
-    async def teardown() -> None:  # the other database cannot be dropped while referenced
-        conn = await connect(mariadb_database.url)
-        try:
-            await conn.execute("DROP TABLE ext_ref")
-        finally:
-            await conn.close()
-
-    asyncio.run(setup())
+    url = mariadb_database.url
+    my(
+        url,
+        *_DDL,
+        f"CREATE TABLE `{other_database}`.ext (id INT PRIMARY KEY)",
+        "CREATE TABLE ext_ref (id INT PRIMARY KEY, ext_id INT, CONSTRAINT fk_ext "
+        f"FOREIGN KEY (ext_id) REFERENCES `{other_database}`.ext (id))",
+    )
     try:
-        yield asyncio.run(read_mysql_catalog(mariadb_database.url, None))
-    finally:
-        asyncio.run(teardown())
+        yield asyncio.run(read_mysql_catalog(url, None))
+    finally:  # the other database cannot be dropped while referenced
+        my(url, "DROP TABLE ext_ref")
 
 
 def test_catalog_lists_base_tables_by_name_and_views_apart(

@@ -14,12 +14,8 @@ import pytest
 from stratum.connectors.base import Column, Cursor, RawBatch, Source
 from stratum.connectors.mysql import MySQLTableSource, connect, pg_type
 from stratum.errors import ConfigError, ConnectionLost, SourceError
-from stratum.plan.model import TableRef
 from tests.support.databases import ThrowawayDatabase
-
-
-def _ref(table: str, schema: str | None = None) -> TableRef:
-    return TableRef("src", schema, table)
+from tests.support.sources import rows_of, table_ref
 
 
 async def _run(url: str, *statements: str | tuple[str, Sequence[Any]]) -> None:
@@ -35,12 +31,8 @@ async def _run(url: str, *statements: str | tuple[str, Sequence[Any]]) -> None:
 async def _batches(
     url: str, table: str, *, after: Cursor = None, batch_size: int = 1000, **kw: Any
 ) -> list[RawBatch]:
-    async with MySQLTableSource(url, _ref(table), **kw) as source:
+    async with MySQLTableSource(url, table_ref(table), **kw) as source:
         return [batch async for batch in source.read(after, batch_size)]
-
-
-def _rows(batches: list[RawBatch]) -> list[tuple[Any, ...]]:
-    return [row for batch in batches for row in batch.rows]
 
 
 # --- types ------------------------------------------------------------------------------------
@@ -162,7 +154,7 @@ async def _make_types_table(url: str) -> None:
 async def test_every_type_round_trips(mariadb_database: ThrowawayDatabase) -> None:
     url = mariadb_database.url
     await _make_types_table(url)
-    async with MySQLTableSource(url, _ref("all_types")) as source:
+    async with MySQLTableSource(url, table_ref("all_types")) as source:
         assert isinstance(source, Source)
         schema = await source.schema()
         batches = [b async for b in source.read(None, 10)]
@@ -171,7 +163,7 @@ async def test_every_type_round_trips(mariadb_database: ThrowawayDatabase) -> No
     assert schema.columns[0] == Column("id", "integer", nullable=False, native="int(11)")
     assert schema.primary_key == ("id",)
     assert [b.rejected for b in batches] == [[]]
-    rows = _rows(batches)
+    rows = rows_of(batches)
     assert rows[0] == _EXPECTED_ROW_1
     for got, want in zip(rows[0], _EXPECTED_ROW_1, strict=True):
         assert type(got) is type(want), (got, want)
@@ -193,8 +185,8 @@ async def test_every_type_round_trips(mariadb_database: ThrowawayDatabase) -> No
 async def test_both_drivers_give_identical_rows(mariadb_database: ThrowawayDatabase) -> None:
     url = mariadb_database.url
     await _make_types_table(url)
-    asyncmy_rows = _rows(await _batches(url, "all_types", batch_size=3))
-    aiomysql_rows = _rows(await _batches(url + "?driver=aiomysql", "all_types", batch_size=3))
+    asyncmy_rows = rows_of(await _batches(url, "all_types", batch_size=3))
+    aiomysql_rows = rows_of(await _batches(url + "?driver=aiomysql", "all_types", batch_size=3))
     assert asyncmy_rows == aiomysql_rows
     assert len(asyncmy_rows) == 4
 
@@ -211,7 +203,7 @@ async def test_time_outside_postgres_range_rejects_the_row(
         " (4, '01:00:00', 2)",
     )
     batches = await _batches(url, "times")
-    assert _rows(batches) == [(2, time(23, 59, 59), True)]
+    assert rows_of(batches) == [(2, time(23, 59, 59), True)]
     assert batches[0].positions == [2]
     rejected = batches[0].rejected
     assert [(r.position, r.row) for r in rejected] == [
@@ -261,19 +253,19 @@ async def test_key_discovery(mariadb_database: ThrowawayDatabase) -> None:
         "k_none": ((), ()),
     }
     for table, (primary_key, key) in expected.items():
-        async with MySQLTableSource(url, _ref(table)) as source:
+        async with MySQLTableSource(url, table_ref(table)) as source:
             schema = await source.schema()
             assert schema.primary_key == primary_key, table
             assert source.key == key, table
             assert source.resumable is bool(key), table
-    async with MySQLTableSource(url, _ref("k_pk"), key=("c",)) as source:
+    async with MySQLTableSource(url, table_ref("k_pk"), key=("c",)) as source:
         assert source.key == ("c",)
         assert (await source.schema()).primary_key == ("b", "a")
         assert source.resumable
     with pytest.raises(ConfigError, match="may be NULL"):
-        await MySQLTableSource(url, _ref("k_none"), key=("x",)).open()
+        await MySQLTableSource(url, table_ref("k_none"), key=("x",)).open()
     with pytest.raises(ConfigError, match="does not exist"):
-        await MySQLTableSource(url, _ref("k_none"), key=("nope",)).open()
+        await MySQLTableSource(url, table_ref("k_none"), key=("nope",)).open()
 
 
 @pytest.mark.asyncio
@@ -281,10 +273,10 @@ async def test_no_key_reads_whole_with_no_cursor(mariadb_database: ThrowawayData
     url = mariadb_database.url
     await _run(url, "CREATE TABLE nokey (v INT)", "INSERT INTO nokey VALUES (3), (1), (2)")
     batches = await _batches(url, "nokey", batch_size=2)
-    assert sorted(_rows(batches)) == [(1,), (2,), (3,)]
+    assert sorted(rows_of(batches)) == [(1,), (2,), (3,)]
     assert [b.cursor for b in batches] == [None, None]
     assert [b.positions for b in batches] == [[1, 2], [3]]
-    async with MySQLTableSource(url, _ref("nokey")) as source:
+    async with MySQLTableSource(url, table_ref("nokey")) as source:
         with pytest.raises(SourceError, match="no primary or unique key"):
             [b async for b in source.read([1], 2)]
 
@@ -302,7 +294,7 @@ async def test_twenty_thousand_rows_in_batches(mariadb_database: ThrowawayDataba
     )
     batches = await _batches(url, "big", batch_size=1000)
     assert [len(b.rows) for b in batches] == [1000] * 20
-    assert _rows(batches) == [(i, f"row {i}") for i in range(1, 20001)]
+    assert rows_of(batches) == [(i, f"row {i}") for i in range(1, 20001)]
     assert [p for b in batches for p in b.positions] == list(range(1, 20001))
     assert [b.cursor for b in batches] == [[1000 * n] for n in range(1, 21)]
 
@@ -339,7 +331,7 @@ async def test_resume_after_every_kth_cursor(
     url = mariadb_database.url
     await _run(url, *_RESUME_TABLES[table])
     full = await _batches(url, table, batch_size=23)
-    everything = _rows(full)
+    everything = rows_of(full)
     assert len(everything) == 500
     read_so_far = 0
     for k, batch in enumerate(full):
@@ -347,7 +339,7 @@ async def test_resume_after_every_kth_cursor(
         if k % 4 != 0:
             continue
         cursor = json.loads(json.dumps(batch.cursor))
-        rest = _rows(await _batches(url, table, after=cursor, batch_size=50))
+        rest = rows_of(await _batches(url, table, after=cursor, batch_size=50))
         assert rest == everything[read_so_far:], (table, k, cursor)
 
 
@@ -361,12 +353,12 @@ async def test_enum_key_resumes_in_index_order(mariadb_database: ThrowawayDataba
         "INSERT INTO r_enum SELECT ELT(1 + seq % 3, 'zeta', 'alpha', 'mid'), seq FROM seq_1_to_30",
     )
     full = await _batches(url, "r_enum", batch_size=4)
-    everything = _rows(full)
+    everything = rows_of(full)
     assert [e for e, _ in everything[:10]] == ["zeta"] * 10  # index order, not alphabetical
     seen = 0
     for batch in full:
         seen += len(batch.rows)
-        rest = _rows(await _batches(url, "r_enum", after=json.loads(json.dumps(batch.cursor))))
+        rest = rows_of(await _batches(url, "r_enum", after=json.loads(json.dumps(batch.cursor))))
         assert rest == everything[seen:]
 
 
@@ -374,7 +366,7 @@ async def test_enum_key_resumes_in_index_order(mariadb_database: ThrowawayDataba
 async def test_bad_cursor_is_refused(mariadb_database: ThrowawayDatabase) -> None:
     url = mariadb_database.url
     await _run(url, "CREATE TABLE bad_cursor (id INT PRIMARY KEY)")
-    async with MySQLTableSource(url, _ref("bad_cursor")) as source:
+    async with MySQLTableSource(url, table_ref("bad_cursor")) as source:
         for cursor in (5, [1, 2], ["x"]):
             with pytest.raises(SourceError, match="cannot resume"):
                 [b async for b in source.read(cursor, 10)]
@@ -391,7 +383,7 @@ async def test_read_sees_one_snapshot(mariadb_database: ThrowawayDatabase) -> No
         "CREATE TABLE snap (id INT PRIMARY KEY, v INT)",
         "INSERT INTO snap SELECT seq, 0 FROM seq_1_to_5000",
     )
-    async with MySQLTableSource(url, _ref("snap")) as source:
+    async with MySQLTableSource(url, table_ref("snap")) as source:
         reader = source.read(None, 100)
         first = await anext(reader)
         await _run(
@@ -403,7 +395,7 @@ async def test_read_sees_one_snapshot(mariadb_database: ThrowawayDatabase) -> No
         rest = [row async for batch in reader for row in batch.rows]
     rows = first.rows + rest
     assert rows == [(i, 0) for i in range(1, 5001)]
-    after = _rows(await _batches(url, "snap"))
+    after = rows_of(await _batches(url, "snap"))
     assert len(after) == 5100 - 101
 
 
@@ -417,7 +409,7 @@ async def test_abandoned_read_releases_its_connection(
         "CREATE TABLE abandon (id INT PRIMARY KEY)",
         "INSERT INTO abandon SELECT seq FROM seq_1_to_20000",
     )
-    source = MySQLTableSource(url, _ref("abandon"))
+    source = MySQLTableSource(url, table_ref("abandon"))
     reader = source.read(None, 10)
     assert len((await anext(reader)).rows) == 10
     await reader.aclose()  # drops the socket rather than reading the rest
@@ -436,21 +428,23 @@ async def test_errors_name_what_is_wrong(mariadb_database: ThrowawayDatabase) ->
     url = mariadb_database.url
     server = mariadb_database.server
     with pytest.raises(SourceError, match="'no_such_table' does not exist"):
-        await MySQLTableSource(url, _ref("no_such_table")).open()
+        await MySQLTableSource(url, table_ref("no_such_table")).open()
     with pytest.raises(SourceError, match="'no_such_db_x' does not exist"):
-        await MySQLTableSource(url, _ref("t", "no_such_db_x")).open()
+        await MySQLTableSource(url, table_ref("t", "no_such_db_x")).open()
     bad_login = f"mysql://stratum_no_such_user:secret@{server.host}:{server.port}/x"
     with pytest.raises(SourceError, match="Access denied") as denied:
-        await MySQLTableSource(bad_login, _ref("t")).open()
+        await MySQLTableSource(bad_login, table_ref("t")).open()
     assert "secret" not in str(denied.value)
     with pytest.raises(ConnectionLost):
-        await MySQLTableSource("mysql://root@127.0.0.1:1/x?connect_timeout=2", _ref("t")).open()
+        await MySQLTableSource(
+            "mysql://root@127.0.0.1:1/x?connect_timeout=2", table_ref("t")
+        ).open()
     with pytest.raises(ConfigError, match="unknown MySQL driver"):
         await connect(url + "?driver=mysqlclient")
     with pytest.raises(ConfigError, match="unknown MySQL URL parameter"):
         await connect(url + "?sslmode=on")
     with pytest.raises(ConfigError, match="no database"):
-        await MySQLTableSource(f"mysql://root@{server.host}:{server.port}", _ref("t")).open()
+        await MySQLTableSource(f"mysql://root@{server.host}:{server.port}", table_ref("t")).open()
 
 
 @pytest.mark.asyncio
@@ -464,7 +458,7 @@ async def test_schema_qualifies_the_database(mariadb_database: ThrowawayDatabase
     url = f"mysql://{server.user}@{server.host}:{server.port}/"
     if server.password:
         pytest.skip("the password-less URL form is only for the default server")
-    async with MySQLTableSource(url, _ref("we`ird", mariadb_database.name)) as source:
+    async with MySQLTableSource(url, table_ref("we`ird", mariadb_database.name)) as source:
         assert [b.rows async for b in source.read(None, 5)] == [[(1,)]]
 
 
@@ -480,7 +474,7 @@ async def test_a_float_arrives_with_every_bit_it_stores(
         await conn.execute("COMMIT")
     finally:
         await conn.close()
-    async with MySQLTableSource(mariadb_database.url, _ref("floats")) as source:
+    async with MySQLTableSource(mariadb_database.url, table_ref("floats")) as source:
         rows = [row async for batch in source.read(None, 10) for row in batch.rows]
     float32 = struct.unpack("f", struct.pack("f", 1.2345678))[0]
     assert rows == [(1, float32, 1.2345678), (2, None, 0.0)]

@@ -5,95 +5,51 @@ a KEY, and SQL written in PostgreSQL's dialect transpiled to MySQL's."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
-from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from smql import Mode
-from stratum.connectors.base import Column, Cursor, RawBatch
-from stratum.connectors.mysql import connect
+from stratum.connectors.base import Column
 from stratum.connectors.mysql.source import MySQLQuerySource, MySQLTableSource
 from stratum.connectors.pushdown import remaining_options
 from stratum.errors import ConfigError, SourceError
-from stratum.plan.model import ColumnMap, ComputedColumn, Options, Sql, TableRef
+from stratum.plan.model import ColumnMap, Sql
 from stratum.transforms import Transformer
 from tests.support.databases import ThrowawayDatabase
+from tests.support.options import compute, options
+from tests.support.sources import (
+    assert_partition,
+    key_ranges,
+    read_batches,
+    rows_of,
+    table_ref,
+    without_native,
+)
+from tests.support.sql import my, my_async
 
 ROWS = 1000
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 
 
-def without_native(columns: tuple[Column, ...]) -> tuple[Column, ...]:
-    """The columns without the source's own type names (asserted on their own elsewhere)."""
-    return tuple(dataclasses.replace(c, native=None) for c in columns)
-
-
-def _ref(table: str) -> TableRef:
-    return TableRef("src", None, table)
-
-
-def options(**changes: Any) -> Options:
-    base = Options(
-        mode=Mode.FULL,
-        key=(),
-        cursor=None,
-        columns=(),
-        compute=(),
-        where=None,
-        casts=(),
-        on_error=None,
-        zero_dates=None,
-        dialect="postgres",
-        partitions=None,
-        batch_size=None,
-    )
-    return dataclasses.replace(base, **changes)
-
-
-def compute(name: str, text: str, dialect: str = "postgres") -> ComputedColumn:
-    return ComputedColumn(name, Sql(text, dialect))
-
-
-async def _run(url: str, *statements: str) -> None:
-    conn = await connect(url)
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-async def _read(source: Any, batch: int = 100, after: Cursor = None) -> list[RawBatch]:
-    return [b async for b in source.read(after, batch)]
-
-
-def _rows(batches: Sequence[RawBatch]) -> list[tuple[Any, ...]]:
-    return [row for batch in batches for row in batch.rows]
-
-
 @pytest.fixture(scope="module")
 def orders(mariadb_database: ThrowawayDatabase) -> str:
     """ROWS orders; x is NULL on every third row, the day a zero date on every tenth."""
-    asyncio.run(
-        _run(
-            mariadb_database.url,
-            "SET SESSION sql_mode = ''",
-            """CREATE TABLE orders (
-                id INT PRIMARY KEY, name VARCHAR(40) NOT NULL, amount DECIMAL(12,2),
-                x INT, paid TINYINT(1) NOT NULL, doc JSON, day DATE,
-                status ENUM('new', 'paid', 'sent') NOT NULL)""",
-            f"""INSERT INTO orders
-                SELECT seq, CONCAT('order ', seq), seq * 1.25, IF(seq % 3 = 0, NULL, seq),
-                       seq % 2, JSON_OBJECT('n', seq), IF(seq % 10 = 0, '0000-00-00',
-                       '2024-01-01' + INTERVAL seq DAY), ELT(1 + seq % 3, 'new', 'paid', 'sent')
-                FROM seq_1_to_{ROWS}""",
-        )
+    my(
+        mariadb_database.url,
+        "SET SESSION sql_mode = ''",
+        """CREATE TABLE orders (
+            id INT PRIMARY KEY, name VARCHAR(40) NOT NULL, amount DECIMAL(12,2),
+            x INT, paid TINYINT(1) NOT NULL, doc JSON, day DATE,
+            status ENUM('new', 'paid', 'sent') NOT NULL)""",
+        f"""INSERT INTO orders
+            SELECT seq, CONCAT('order ', seq), seq * 1.25, IF(seq % 3 = 0, NULL, seq),
+                   seq % 2, JSON_OBJECT('n', seq), IF(seq % 10 = 0, '0000-00-00',
+                   '2024-01-01' + INTERVAL seq DAY), ELT(1 + seq % 3, 'new', 'paid', 'sent')
+            FROM seq_1_to_{ROWS}""",
     )
     return "orders"
 
@@ -136,7 +92,9 @@ async def test_columns_compute_and_where_run_in_the_select(
     mariadb_database: ThrowawayDatabase, orders: str
 ) -> None:
     database = mariadb_database.name
-    source = MySQLTableSource(mariadb_database.url, _ref(orders), projection=PUSHED, item="w.o")
+    source = MySQLTableSource(
+        mariadb_database.url, table_ref(orders), projection=PUSHED, item="w.o"
+    )
     async with source:
         assert source.applied == {"columns", "compute", "where"}
         assert source.select == (
@@ -158,9 +116,9 @@ async def test_columns_compute_and_where_run_in_the_select(
             Column("due", "date", True),
         )
         assert schema.primary_key == ("id",)
-        batches = await _read(source, 100)
+        batches = await read_batches(source, 100)
     expected = [_expected(i) for i in range(80, ROWS + 1) if (1 + i % 3) != 3]
-    assert _rows(batches) == expected  # values converted as for a table: bool, JSON, dates
+    assert rows_of(batches) == expected  # values converted as for a table: bool, JSON, dates
     assert batches[0].cursor == [list(expected)[99][0]]
 
 
@@ -174,14 +132,14 @@ async def test_same_rows_as_the_python_transforms(
         where=Sql("amount >= 100 AND x IS NOT NULL", "postgres"),
     )
     url = mariadb_database.url
-    async with MySQLTableSource(url, _ref(orders), projection=given) as pushed:
+    async with MySQLTableSource(url, table_ref(orders), projection=given) as pushed:
         rest = remaining_options(pushed, given)
         transformer = Transformer.build(await pushed.schema(), rest, now=NOW)
         assert transformer.is_identity
-        got = [r for b in await _read(pushed) for r in transformer.apply(b).rows]
-    async with MySQLTableSource(url, _ref(orders)) as plain:
+        got = [r for b in await read_batches(pushed) for r in transformer.apply(b).rows]
+    async with MySQLTableSource(url, table_ref(orders)) as plain:
         python = Transformer.build(await plain.schema(), given, now=NOW)
-        before = [r for b in await _read(plain) for r in python.apply(b).rows]
+        before = [r for b in await read_batches(plain) for r in python.apply(b).rows]
     assert got == before
     assert len(got) == 614
 
@@ -191,17 +149,17 @@ async def test_hidden_key_columns_and_resume(
     mariadb_database: ThrowawayDatabase, orders: str
 ) -> None:
     given = options(columns=(ColumnMap("name", "name"),), where=Sql("id % 2 = 0", "postgres"))
-    async with MySQLTableSource(mariadb_database.url, _ref(orders), projection=given) as src:
+    async with MySQLTableSource(mariadb_database.url, table_ref(orders), projection=given) as src:
         assert src.select.startswith("SELECT `name`, `id` FROM")
         assert src.select.endswith("WHERE (`id` %% 2 = 0) ORDER BY `id`")
         schema = await src.schema()
         assert schema.names == ("name",)
         assert schema.primary_key == ()
-        batches = await _read(src, 100)
-        assert _rows(batches) == [(f"order {i}",) for i in range(2, ROWS + 1, 2)]
+        batches = await read_batches(src, 100)
+        assert rows_of(batches) == [(f"order {i}",) for i in range(2, ROWS + 1, 2)]
         assert [b.cursor for b in batches] == [[i * 200] for i in range(1, 6)]
-        rest = await _read(src, 100, after=json.loads(json.dumps(batches[1].cursor)))
-        assert _rows(rest) == _rows(batches)[200:]
+        rest = await read_batches(src, 100, after=json.loads(json.dumps(batches[1].cursor)))
+        assert rows_of(rest) == rows_of(batches)[200:]
 
 
 @pytest.mark.asyncio
@@ -209,7 +167,7 @@ async def test_a_function_the_server_lacks_names_the_expression_and_the_item(
     mariadb_database: ThrowawayDatabase, orders: str
 ) -> None:
     given = options(compute=(compute("ok", "x + 1"), compute("bad", "no_such_function(x)")))
-    source = MySQLTableSource(mariadb_database.url, _ref(orders), projection=given, item="w.o")
+    source = MySQLTableSource(mariadb_database.url, table_ref(orders), projection=given, item="w.o")
     with pytest.raises(SourceError) as caught:
         await source.open()
     message = str(caught.value)
@@ -220,33 +178,19 @@ async def test_a_function_the_server_lacks_names_the_expression_and_the_item(
 # --- key ranges and split() -------------------------------------------------------------------
 
 
-async def _ranges(url: str, source: Any, cuts: list[Cursor], **kw: Any) -> list[list[Any]]:
-    parts = []
-    for low, high in zip([None, *cuts], [*cuts, None], strict=True):
-        async with MySQLTableSource(url, source, bounds=(low, high), **kw) as ranged:
-            parts.append(_rows(await _read(ranged, 97, after=low)))
-    return parts
-
-
-def _assert_partition(parts: list[list[Any]], whole: list[Any]) -> None:
-    assert [row for part in parts for row in part] == whole  # in order: no overlap, no gap
-    sizes = [len(part) for part in parts]
-    assert max(sizes) - min(sizes) <= 1, sizes
-
-
 @pytest.mark.asyncio
 async def test_split_cuts_the_rows_into_equal_key_ranges(
     mariadb_database: ThrowawayDatabase, orders: str
 ) -> None:
     url = mariadb_database.url
-    async with MySQLTableSource(url, _ref(orders)) as source:
-        whole = _rows(await _read(source, 500))
+    async with MySQLTableSource(url, table_ref(orders)) as source:
+        whole = rows_of(await read_batches(source, 500))
         assert await source.split(1) == []
         cuts = await source.split(4)
     assert cuts == [[250], [500], [750]]
-    _assert_partition(await _ranges(url, _ref(orders), cuts), whole)
-    async with MySQLTableSource(url, _ref(orders), bounds=([100], [200])) as source:
-        rows = _rows(await _read(source, 30, after=[150]))
+    assert_partition(await key_ranges(MySQLTableSource, url, table_ref(orders), cuts), whole)
+    async with MySQLTableSource(url, table_ref(orders), bounds=([100], [200])) as source:
+        rows = rows_of(await read_batches(source, 30, after=[150]))
     assert [r[0] for r in rows] == list(range(151, 201))
 
 
@@ -257,25 +201,28 @@ async def test_split_a_composite_enum_key_with_a_pushed_where(
     url = mariadb_database.url
     given = options(columns=(ColumnMap("id", "id"),), where=Sql("x IS NOT NULL", "postgres"))
     key = ("status", "id")  # an enum orders by its index: new, paid, sent
-    async with MySQLTableSource(url, _ref(orders), key, projection=given) as source:
-        whole = _rows(await _read(source, 1000))
+    async with MySQLTableSource(url, table_ref(orders), key, projection=given) as source:
+        whole = rows_of(await read_batches(source, 1000))
         cuts = await source.split(5)
     assert len(whole) == 667
     assert len(cuts) == 4
     assert all(isinstance(c, list) and c[0] in ("new", "paid", "sent") for c in cuts)
-    _assert_partition(await _ranges(url, _ref(orders), cuts, key=key, projection=given), whole)
+    assert_partition(
+        await key_ranges(MySQLTableSource, url, table_ref(orders), cuts, key=key, projection=given),
+        whole,
+    )
 
 
 @pytest.mark.asyncio
 async def test_a_table_without_a_key_cannot_be_split(mariadb_database: ThrowawayDatabase) -> None:
     url = mariadb_database.url
-    await _run(url, "CREATE TABLE heap (v INT)")
-    async with MySQLTableSource(url, _ref("heap")) as source:
+    await my_async(url, "CREATE TABLE heap (v INT)")
+    async with MySQLTableSource(url, table_ref("heap")) as source:
         with pytest.raises(ConfigError, match="PARTITIONS needs a primary or unique key"):
             await source.split(3)
-    async with MySQLTableSource(url, _ref("heap"), bounds=(None, [1])) as source:
+    async with MySQLTableSource(url, table_ref("heap"), bounds=(None, [1])) as source:
         with pytest.raises(ConfigError, match="PARTITIONS needs a primary or unique key"):
-            await _read(source)
+            await read_batches(source)
 
 
 # --- the query source -------------------------------------------------------------------------
@@ -305,20 +252,20 @@ async def test_query_with_a_key_is_read_in_key_order_and_resumes(
             Column("twice", "bigint", True),
         )
         assert schema.primary_key == ("n",)
-        batches = await _read(source, 100)
+        batches = await read_batches(source, 100)
         expected = [
             (i, json.dumps({"n": i}), i % 2 == 1, None if i % 3 == 0 else 2 * i)
             for i in range(1, 501)
         ]
-        assert [(r[0], json.loads(r[1]), r[2], r[3]) for r in _rows(batches)] == [
+        assert [(r[0], json.loads(r[1]), r[2], r[3]) for r in rows_of(batches)] == [
             (n, json.loads(doc), paid, twice) for n, doc, paid, twice in expected
         ]
         assert [b.cursor for b in batches] == [[i * 100] for i in range(1, 6)]
-        rest = _rows(await _read(source, 100, after=[250]))
+        rest = rows_of(await read_batches(source, 100, after=[250]))
         assert [r[0] for r in rest] == list(range(251, 501))
         assert await source.split(2) == [[250]]
     async with MySQLQuerySource(url, query, ("n",), bounds=([250], None)) as source:
-        assert [r[0] for r in _rows(await _read(source, 1000))] == list(range(251, 501))
+        assert [r[0] for r in rows_of(await read_batches(source, 1000))] == list(range(251, 501))
 
 
 @pytest.mark.asyncio
@@ -328,11 +275,11 @@ async def test_query_without_a_key_runs_as_written_and_is_not_resumable(
     query = Sql("SELECT id, name FROM orders WHERE id <= 5 ORDER BY id DESC", "mysql")
     async with MySQLQuerySource(mariadb_database.url, query) as source:
         assert source.resumable is False
-        batches = await _read(source, 2)
-        assert _rows(batches) == [(i, f"order {i}") for i in range(5, 0, -1)]
+        batches = await read_batches(source, 2)
+        assert rows_of(batches) == [(i, f"order {i}") for i in range(5, 0, -1)]
         assert all(b.cursor is None for b in batches)
         with pytest.raises(SourceError, match="the query has no KEY"):
-            await _read(source, 2, after=[3])
+            await read_batches(source, 2, after=[3])
         with pytest.raises(ConfigError, match="PARTITIONS needs"):
             await source.split(2)
 
@@ -349,7 +296,7 @@ async def test_query_written_for_postgres_runs_on_mariadb(
     async with MySQLQuerySource(mariadb_database.url, query, ("id",)) as source:
         assert "CONCAT('#', id)" in source.select
         assert (await source.schema()).names == ("id", "x0", "tag")
-        assert _rows(await _read(source)) == [
+        assert rows_of(await read_batches(source)) == [
             (1, 1, "#1"),
             (2, 2, "#2"),
             (3, 0, "#3"),

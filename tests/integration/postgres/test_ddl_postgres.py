@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
 
 import asyncpg
 import pytest
@@ -14,28 +13,26 @@ import pytest
 from stratum.connectors.base import Column, Schema
 from stratum.connectors.sql import create_table_sql, quote
 from stratum.schema import ddl
-from stratum.schema.catalog import Catalog, ColumnInfo, ForeignKey, IndexInfo, TableInfo, ViewInfo
+from stratum.schema.catalog import Catalog, ForeignKey, IndexInfo, TableInfo, ViewInfo
 from tests.support.databases import ThrowawayDatabase
+from tests.support.ddl import all_statements, col, run_undone
+from tests.support.ddl import build as build_catalog
+from tests.support.sql import pg
 
 LONG = "lignes_de_commande_" + "é" * 30  # 79 bytes: cut on PostgreSQL
-
-
-def _col(name: str, type_: str, nullable: bool = True, **kw: Any) -> ColumnInfo:
-    native = kw.pop("native", type_)
-    return ColumnInfo(name, native, type_, nullable, **kw)
 
 
 # A MySQL source, as introspect_mysql reads it
 CUSTOMERS = TableInfo(
     "customers",
     (
-        _col("id", "numeric(20,0)", False, auto_increment=True, native="bigint(20) unsigned"),
-        _col("email", "varchar(100)", False),
-        _col("bio", "text", comment="free text, it's long"),
-        _col("created", "timestamp", False, default="current_timestamp()", native="datetime"),
-        _col("active", "boolean", False, default="1", native="tinyint(1)"),
-        _col("token", "varchar(36)", default="uuid()"),
-        _col(
+        col("id", "numeric(20,0)", False, auto_increment=True, native="bigint(20) unsigned"),
+        col("email", "varchar(100)", False),
+        col("bio", "text", comment="free text, it's long"),
+        col("created", "timestamp", False, default="current_timestamp()", native="datetime"),
+        col("active", "boolean", False, default="1", native="tinyint(1)"),
+        col("token", "varchar(36)", default="uuid()"),
+        col(
             "status",
             "text",
             default="'new'",
@@ -56,10 +53,10 @@ CUSTOMERS = TableInfo(
 ORDERS = TableInfo(
     "orders",
     (
-        _col("id", "integer", False, auto_increment=True, native="int(11)"),
-        _col("customer_id", "numeric(20,0)", False, native="bigint(20) unsigned"),
-        _col("note", "varchar(20)", default="'it''s'"),
-        _col("created", "timestamp", default="'2020-01-01 00:00:00'", native="datetime"),
+        col("id", "integer", False, auto_increment=True, native="int(11)"),
+        col("customer_id", "numeric(20,0)", False, native="bigint(20) unsigned"),
+        col("note", "varchar(20)", default="'it''s'"),
+        col("created", "timestamp", default="'2020-01-01 00:00:00'", native="datetime"),
     ),
     primary_key=("id",),
     primary_key_name="PRIMARY",
@@ -71,9 +68,9 @@ ORDERS = TableInfo(
 LINES = TableInfo(
     LONG,
     (
-        _col("order_id", "integer", False, native="int(11)"),
-        _col("line", "integer", False, native="int(11)"),
-        _col("qty", "integer", default="1", native="int(11)"),
+        col("order_id", "integer", False, native="int(11)"),
+        col("line", "integer", False, native="int(11)"),
+        col("qty", "integer", default="1", native="int(11)"),
     ),
     primary_key=("order_id", "line"),
     primary_key_name="PRIMARY",
@@ -85,8 +82,8 @@ ODD_LABELS = ("it's", 'a"b', "c\\d", "e,f")
 ODD = TableInfo(
     HOSTILE,
     (
-        _col("id", "integer", False, auto_increment=True, native="int(11)"),
-        _col(ODD_COLUMN, "text", labels=ODD_LABELS, native="enum(...)", default="'e,f'"),
+        col("id", "integer", False, auto_increment=True, native="int(11)"),
+        col(ODD_COLUMN, "text", labels=ODD_LABELS, native="enum(...)", default="'e,f'"),
     ),
     primary_key=("id",),
     primary_key_name="PRIMARY",
@@ -120,8 +117,8 @@ MYSQL_CATALOG = Catalog(
 MOODS = TableInfo(
     "moods",
     (
-        _col("id", "integer", False, auto_increment=True),
-        _col(
+        col("id", "integer", False, auto_increment=True),
+        col(
             "mood",
             "text",
             False,
@@ -130,7 +127,7 @@ MOODS = TableInfo(
             default=("'happy'::mood"),
             native="mood",
         ),
-        _col("label", "character varying(10)", default="'x'::character varying"),
+        col("label", "character varying(10)", default="'x'::character varying"),
     ),
     primary_key=("id",),
     primary_key_name="moods_pkey",
@@ -150,36 +147,14 @@ PG_CATALOG = Catalog(
 )
 
 
-async def _execute(url: str, *sql: str) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(url)
-    try:
-        rows: list[asyncpg.Record] = []
-        for statement in sql:
-            rows = await conn.fetch(statement)
-        return rows
-    finally:
-        await conn.close()
-
-
-def pg(url: str, *sql: str) -> list[tuple[Any, ...]]:
-    return [tuple(r) for r in asyncio.run(_execute(url, *sql))]
-
-
 async def _apply(url: str, statements: Sequence[ddl.Statement]) -> list[str]:
-    """As PostgresDestination.apply_ddl does: one transaction, each statement whose `done` query
-    finds nothing. Returns the `what` of the statements that were skipped."""
+    """As PostgresDestination.apply_ddl does: in one transaction."""
     conn = await asyncpg.connect(url)
-    skipped = []
     try:
         async with conn.transaction():
-            for statement in statements:
-                if statement.done is not None and await conn.fetchrow(statement.done):
-                    skipped.append(statement.what)
-                    continue
-                await conn.execute(statement.sql)
+            return await run_undone(statements, conn.fetchrow, conn.execute)
     finally:
         await conn.close()
-    return skipped
 
 
 def apply(url: str, statements: Sequence[ddl.Statement]) -> list[str]:
@@ -193,34 +168,15 @@ def bare_table(catalog: Catalog, table: TableInfo, schema: str, names: dict[str,
 
 
 def build(url: str, catalog: Catalog, schema: str, rows: dict[str, list[str]]) -> list[str]:
-    """Everything, as MIGRATE DATABASE does it; the statements' `what` and warnings."""
-    names, warnings = ddl.target_names(catalog, ddl.MAX_NAME_BYTES["postgres"])
+    """Everything, as MIGRATE DATABASE does it; the warnings."""
     pg(url, f"CREATE SCHEMA IF NOT EXISTS {quote(schema, 'postgres')}")
-    for name in ddl.table_order(catalog):
-        table = catalog.table(name)
-        before = ddl.before_data(catalog, table, schema, "postgres")
-        apply(url, before)
-        pg(url, bare_table(catalog, table, schema, names), *rows.get(name, []))
-        after = ddl.after_data(table, schema, "postgres", names, catalog=catalog)
-        warnings += after.warnings
-        apply(url, after)
-    foreign = ddl.foreign_keys(catalog, schema, "postgres", names)
-    apply(url, foreign)
-    views = ddl.views(catalog, [v.name for v in catalog.views], schema, "postgres", names)
-    apply(url, views)
-    return warnings + list(foreign.warnings) + list(views.warnings)
 
+    def create(table: TableInfo, names: dict[str, str]) -> None:
+        pg(url, bare_table(catalog, table, schema, names), *rows.get(table.name, []))
 
-def all_statements(catalog: Catalog, schema: str) -> list[ddl.Statement]:
-    names, _ = ddl.target_names(catalog, ddl.MAX_NAME_BYTES["postgres"])
-    out: list[ddl.Statement] = []
-    for name in ddl.table_order(catalog):
-        table = catalog.table(name)
-        out += ddl.before_data(catalog, table, schema, "postgres")
-        out += ddl.after_data(table, schema, "postgres", names, catalog=catalog)
-    out += ddl.foreign_keys(catalog, schema, "postgres", names)
-    out += ddl.views(catalog, [v.name for v in catalog.views], schema, "postgres", names)
-    return out
+    return build_catalog(
+        catalog, schema, "postgres", create=create, apply=lambda todo: apply(url, todo)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -372,7 +328,7 @@ def test_warnings_name_what_was_renamed(built: tuple[str, list[str]]) -> None:
 def test_a_second_run_finds_everything_done(built: tuple[str, list[str]]) -> None:
     url, _ = built
     for catalog, schema in ((MYSQL_CATALOG, "tgt_my"), (PG_CATALOG, "tgt_pg")):
-        statements = all_statements(catalog, schema)
+        statements = all_statements(catalog, schema, "postgres")
         with_done = [s for s in statements if s.done is not None]
         assert len(with_done) >= 4
         for statement in with_done:

@@ -12,7 +12,6 @@ batch, a CURSOR column the output leaves out (hidden), a view, refused types."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import signal
 import subprocess
@@ -25,13 +24,15 @@ from typing import Any
 import pytest
 
 from smql import Mode
-from stratum.connectors.base import Cursor, RawBatch
+from stratum.connectors.base import RawBatch
 from stratum.connectors.mysql.source import MySQLQuerySource, MySQLTableSource
 from stratum.connectors.postgres.source import PostgresQuerySource, PostgresTableSource
 from stratum.errors import ConfigError, SourceError
-from stratum.plan.model import ColumnMap, Options, Sql, TableRef
+from stratum.plan.model import ColumnMap, Sql
 from tests.support.databases import ThrowawayDatabase
-from tests.support.migrate import Migrate
+from tests.support.migrate import Migrate, events
+from tests.support.options import options
+from tests.support.sources import read_batches, rows_of, table_ref
 from tests.support.sql import my, pg
 
 ROWS = 300
@@ -111,10 +112,6 @@ def write_plan(tmp_path: Path, source: Source, target_url: str, item: str) -> Mi
         f"CONNECTION src = '{source.url}';\nCONNECTION dst = '{target_url}';\n{item};\n"
     )
     return Migrate(path, tmp_path / "state")
-
-
-def events(stderr: str, name: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stderr.splitlines() if f'"event": "{name}"' in line]
 
 
 def read_in_run(result: subprocess.CompletedProcess[str]) -> int:
@@ -400,10 +397,6 @@ def _pg_literal(value: Any) -> str:
     return f"'{value}'" if isinstance(value, str | date | datetime | Decimal) else str(value)
 
 
-async def _read(source: Any, batch: int, after: Cursor = None) -> list[RawBatch]:
-    return [b async for b in source.read(after, batch)]
-
-
 async def _read_until_error(source: Any, batch: int) -> list[RawBatch]:
     """The batches a read yields before it fails (it must fail)."""
     batches: list[RawBatch] = []
@@ -413,28 +406,6 @@ async def _read_until_error(source: Any, batch: int) -> list[RawBatch]:
     except SourceError:
         return batches
     raise AssertionError("the read did not fail")
-
-
-def _rows(batches: Sequence[RawBatch]) -> list[tuple[Any, ...]]:
-    return [row for batch in batches for row in batch.rows]
-
-
-def _options(**changes: Any) -> Options:
-    base = Options(
-        mode=Mode.INCREMENTAL,
-        key=(),
-        cursor="c",
-        columns=(),
-        compute=(),
-        where=None,
-        casts=(),
-        on_error=None,
-        zero_dates=None,
-        dialect="postgres",
-        partitions=None,
-        batch_size=None,
-    )
-    return dataclasses.replace(base, **changes)
 
 
 @pytest.mark.parametrize(("type_", "make"), PG_TYPES, ids=[t for t, _ in PG_TYPES])
@@ -452,18 +423,18 @@ def test_postgres_source_reads_in_cursor_then_key_order_and_resumes_after_any_ba
     expected = sorted(((n, make(n), f"r{n}") for n in range(1, 61)), key=lambda r: (r[1], r[0]))
 
     async def go() -> None:
-        ref = TableRef("src", None, table)
+        ref = table_ref(table)
         async with PostgresTableSource(url, ref, increments_by="c", item="i") as source:
             assert source.key == ("c", "id")
             assert (
                 source.select == f'SELECT "id", "c", "v" FROM "public"."{table}" ORDER BY "c", "id"'
             )
             assert (await source.schema()).primary_key == ()  # without KEY: append versions
-            batches = await _read(source, 7)
-            assert _rows(batches) == expected
+            batches = await read_batches(source, 7)
+            assert rows_of(batches) == expected
             for i, batch in enumerate(batches):
                 assert batch.cursor == json.loads(json.dumps(batch.cursor))
-                rest = _rows(await _read(source, 7, after=batch.cursor))
+                rest = rows_of(await read_batches(source, 7, after=batch.cursor))
                 assert rest == expected[(i + 1) * 7 :]
 
     asyncio.run(go())
@@ -479,23 +450,27 @@ def test_postgres_cursor_column_left_out_of_the_output_is_hidden(
         "INSERT INTO hidden SELECT g, 's' || g, timestamp '2024-01-01' + (g % 5) * interval '1 h'"
         " FROM generate_series(1, 40) g",
     )
-    given = _options(columns=(ColumnMap("id", "order_id"), ColumnMap("status", "status")))
+    given = options(
+        mode=Mode.INCREMENTAL,
+        cursor="c",
+        columns=(ColumnMap("id", "order_id"), ColumnMap("status", "status")),
+    )
 
     async def go() -> None:
-        ref = TableRef("src", None, "hidden")
+        ref = table_ref("hidden")
         async with PostgresTableSource(
             url, ref, ("id",), projection=given, increments_by="c"
         ) as source:
             assert source.select == (
                 'SELECT "id" AS "order_id", "status", "c" FROM "public"."hidden" ORDER BY "c", "id"'
             )
-            batches = await _read(source, 15)
-            rows = _rows(batches)
+            batches = await read_batches(source, 15)
+            rows = rows_of(batches)
             assert rows == sorted(
                 ((g, f"s{g}") for g in range(1, 41)), key=lambda r: (r[0] % 5, r[0])
             )
             assert batches[0].cursor == ["2024-01-01T01:00:00", 31]
-            rest = _rows(await _read(source, 15, after=batches[0].cursor))
+            rest = rows_of(await read_batches(source, 15, after=batches[0].cursor))
             assert rest == rows[15:]
 
     asyncio.run(go())
@@ -515,20 +490,18 @@ def test_postgres_view_and_query_fail_the_read_on_a_null_cursor(
 
     async def go() -> None:
         with pytest.raises(ConfigError, match=r"'c' of src\.maybe may be NULL"):
-            async with PostgresTableSource(url, TableRef("src", None, "maybe"), increments_by="c"):
+            async with PostgresTableSource(url, table_ref("maybe"), increments_by="c"):
                 pass
-        view = PostgresTableSource(
-            url, TableRef("src", None, "maybe_view"), ("id",), increments_by="c"
-        )
+        view = PostgresTableSource(url, table_ref("maybe_view"), ("id",), increments_by="c")
         query = PostgresQuerySource(
             url, Sql("SELECT id, c FROM maybe", "postgres"), ("id",), increments_by="c"
         )
         for source in (view, query):
             async with source:  # the server cannot say whether they may be NULL
                 with pytest.raises(SourceError, match="a row has NULL in the CURSOR column 'c'"):
-                    await _read(source, 10)
+                    await read_batches(source, 10)
                 # the rows before it are read (NULLs sort last), and only they
-                assert len(_rows(await _read_until_error(source, 10))) == 20
+                assert len(rows_of(await _read_until_error(source, 10))) == 20
 
     asyncio.run(go())
 
@@ -540,9 +513,7 @@ def test_postgres_refuses_a_cursor_of_a_type_a_cursor_cannot_hold(
     pg(url, "CREATE TABLE spans (id int PRIMARY KEY, c interval NOT NULL)")
 
     async def go() -> None:
-        source = PostgresTableSource(
-            url, TableRef("src", None, "spans"), increments_by="c", item="x"
-        )
+        source = PostgresTableSource(url, table_ref("spans"), increments_by="c", item="x")
         with pytest.raises(
             ConfigError, match=r"item 'x': the CURSOR column 'c' of src.spans is of type interval"
         ):
@@ -575,21 +546,23 @@ def test_mariadb_source_reads_in_cursor_then_key_order_and_resumes_after_any_bat
     expected = sorted(((n, make(n), f"r{n}") for n in range(1, 61)), key=lambda r: (r[1], r[0]))
 
     async def go() -> None:
-        ref = TableRef("src", None, table)
+        ref = table_ref(table)
         async with MySQLTableSource(url, ref, increments_by="c", item="i") as source:
             assert source.key == ("c", "id")
             assert source.select.endswith("ORDER BY `c`, `id`")
-            batches = await _read(source, 7)
-            assert _rows(batches) == expected
+            batches = await read_batches(source, 7)
+            assert rows_of(batches) == expected
             for i, batch in enumerate(batches):
-                rest = _rows(await _read(source, 7, after=json.loads(json.dumps(batch.cursor))))
+                rest = rows_of(
+                    await read_batches(source, 7, after=json.loads(json.dumps(batch.cursor)))
+                )
                 assert rest == expected[(i + 1) * 7 :]
         query = Sql(f"SELECT id AS n, c, v FROM {table}", "mysql")
         async with MySQLQuerySource(url, query, ("n",), increments_by="c") as source:
             assert source.key == ("c", "n")
-            batches = await _read(source, 9)
-            assert _rows(batches) == expected
-            assert _rows(await _read(source, 9, after=batches[2].cursor)) == expected[27:]
+            batches = await read_batches(source, 9)
+            assert rows_of(batches) == expected
+            assert rows_of(await read_batches(source, 9, after=batches[2].cursor)) == expected[27:]
 
     asyncio.run(go())
 
@@ -605,21 +578,25 @@ def test_mariadb_cursor_hidden_nullable_and_refused_types(
         "INSERT INTO m_hidden SELECT seq, concat('s', seq), '2024-01-01' + INTERVAL seq % 5 HOUR,"
         " NULL, '{}' FROM seq_1_to_40",
     )
-    given = _options(columns=(ColumnMap("id", "order_id"), ColumnMap("status", "status")))
+    given = options(
+        mode=Mode.INCREMENTAL,
+        cursor="c",
+        columns=(ColumnMap("id", "order_id"), ColumnMap("status", "status")),
+    )
 
     async def go() -> None:
-        ref = TableRef("src", None, "m_hidden")
+        ref = table_ref("m_hidden")
         async with MySQLTableSource(
             url, ref, ("id",), projection=given, increments_by="c", item="h"
         ) as source:
             assert source.select.startswith("SELECT `id` AS `order_id`, `status`, `c` FROM")
-            batches = await _read(source, 15)
-            rows = _rows(batches)
+            batches = await read_batches(source, 15)
+            rows = rows_of(batches)
             assert rows == sorted(
                 ((g, f"s{g}") for g in range(1, 41)), key=lambda r: (r[0] % 5, r[0])
             )
             assert batches[0].cursor == ["2024-01-01 01:00:00", 31]
-            assert _rows(await _read(source, 15, after=batches[0].cursor)) == rows[15:]
+            assert rows_of(await read_batches(source, 15, after=batches[0].cursor)) == rows[15:]
         with pytest.raises(
             ConfigError, match=r"item 'h': the CURSOR column 'maybe' of src\.m_hidden may be NULL"
         ):

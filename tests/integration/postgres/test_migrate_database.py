@@ -4,14 +4,13 @@ nothing, --restart loads again, and a killed run resumes to an exact copy."""
 
 from __future__ import annotations
 
-import json
 import signal
 from pathlib import Path
 
 import pytest
 
 from tests.support.databases import ThrowawayDatabase
-from tests.support.migrate import Migrate
+from tests.support.migrate import Migrate, events
 from tests.support.sql import my, pg
 
 SHOP = (
@@ -59,10 +58,6 @@ def write_plan(tmp_path: Path, source: str, target: str, extra: str = "") -> Mig
         f"  BATCH SIZE 50 {extra};\n"
     )
     return Migrate(path, tmp_path / "state")
-
-
-def events(stderr: str, name: str) -> list[dict[str, object]]:
-    return [json.loads(line) for line in stderr.splitlines() if f'"{name}"' in line]
 
 
 @pytest.fixture

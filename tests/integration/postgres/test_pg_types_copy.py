@@ -21,7 +21,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import asyncmy
 import asyncpg
 import pytest
 
@@ -29,6 +28,7 @@ from stratum.connectors.postgres._codecs import interval_text, parse_interval
 from tests.support import databases as db
 from tests.support.databases import DatabaseServer, ThrowawayDatabase
 from tests.support.migrate import Migrate
+from tests.support.sql import my, pg
 
 _SETUP = [
     "CREATE TYPE mood AS ENUM ('happy', 'sad, very', 'it''s \"ok\"')",
@@ -162,46 +162,10 @@ _MARIADB_TYPES = {
 _JSON_COLUMNS = {"ints", "texts", "grid", "amounts", "doc"}
 
 
-def _pg(url: str, *sql: str) -> list[tuple[Any, ...]]:
-    async def go() -> list[tuple[Any, ...]]:
-        conn = await asyncpg.connect(url)
-        try:
-            rows: list[tuple[Any, ...]] = []
-            for statement in sql:
-                rows = [tuple(r) for r in await conn.fetch(statement)]
-            return rows
-        finally:
-            await conn.close()
-
-    return asyncio.run(go())
-
-
-def _my(server: DatabaseServer, database: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    async def go() -> list[tuple[Any, ...]]:
-        conn = await asyncmy.connect(
-            host=server.host,
-            port=server.port,
-            user=server.user,
-            password=server.password,
-            database=database,
-            charset="utf8mb4",
-            autocommit=True,
-        )
-        try:
-            async with conn.cursor() as cursor:
-                await cursor.execute("SET time_zone = '+00:00'")
-                await cursor.execute(sql, args or None)
-                return [tuple(r) for r in await cursor.fetchall() or ()]
-        finally:
-            await conn.ensure_closed()
-
-    return asyncio.run(go())
-
-
 @pytest.fixture(scope="module")
 def source(postgres_database: ThrowawayDatabase) -> str:
     values = ", ".join(f"({i}, {row})" for i, row in _ROWS.items())
-    _pg(postgres_database.url, *_SETUP, f"INSERT INTO types_src VALUES {values}")
+    pg(postgres_database.url, *_SETUP, f"INSERT INTO types_src VALUES {values}")
     return postgres_database.url
 
 
@@ -245,7 +209,7 @@ def _as_text(url: str, table: str) -> list[tuple[Any, ...]]:
     """Every value in PostgreSQL's text form (the strictest comparison: an interval's months,
     a numeric's scale, a bit string's length all show); jsonb parsed, numbers as Decimals."""
     columns = ", ".join(f"{c}::text" for c in _COLUMNS)
-    rows = _pg(url, f"SELECT {columns} FROM {table} ORDER BY id")
+    rows = pg(url, f"SELECT {columns} FROM {table} ORDER BY id")
     at = [_COLUMNS.index(c) for c in ("doc",)]
     out = []
     for row in rows:
@@ -267,18 +231,16 @@ def test_postgres_to_postgres_keeps_every_value(
     # arrives as text, where 1.50 may be 1.5: both compared above)
     typed = ", ".join(c for c in _COLUMNS if c != "doc")
     select = f"SELECT {typed} FROM {{}} WHERE id NOT IN (4, 9) ORDER BY id"
-    assert _pg(fresh_postgres, select.format("types_copy")) == _pg(
-        source, select.format("types_src")
-    )
+    assert pg(fresh_postgres, select.format("types_copy")) == pg(source, select.format("types_src"))
     types = (
         "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
         "WHERE attrelid = '{}'::regclass AND attnum > 0 ORDER BY attnum"
     )
-    copied = dict(_pg(fresh_postgres, types.format("types_copy")))
-    original = dict(_pg(source, types.format("types_src")))
+    copied = dict(pg(fresh_postgres, types.format("types_copy")))
+    original = dict(pg(source, types.format("types_src")))
     # the enum and the domain do not exist in the fresh database: their values are text
     assert copied == original | {"code": "text", "feeling": "text"}
-    spot = _pg(
+    spot = pg(
         fresh_postgres, "SELECT span::text, bits::text, day::text FROM types_copy ORDER BY id"
     )
     assert spot[0] == ("1 year 2 mons 3 days 04:05:06.5", "000000000101", "0009-12-04")
@@ -291,7 +253,7 @@ def test_postgres_to_postgres_into_the_same_database_keeps_enum_and_domain(
     _migrate(tmp_path, source, source, "public.types_same")
     assert _as_text(source, "types_same") == _as_text(source, "types_src")
     kinds = dict(
-        _pg(
+        pg(
             source,
             "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
             "WHERE attrelid = 'types_same'::regclass AND attname IN ('code', 'feeling')",
@@ -304,27 +266,24 @@ def test_postgres_to_mariadb_maps_each_type_and_rejects_what_cannot_be_kept(
     tmp_path: Path, source: str, mariadb_database: ThrowawayDatabase
 ) -> None:
     state = _migrate(tmp_path, source, mariadb_database.url, "types_copy")
-    server, database = mariadb_database.server, mariadb_database.name
+    url = mariadb_database.url
 
     # the types created
     created = dict(
-        _my(
-            server,
-            database,
+        my(
+            url,
             "SELECT column_name, column_type FROM information_schema.columns "
-            "WHERE table_schema = %s AND table_name = 'types_copy' ORDER BY ordinal_position",
-            database,
+            "WHERE table_schema = DATABASE() AND table_name = 'types_copy' "
+            "ORDER BY ordinal_position",
         )
     )
     assert created == _MARIADB_TYPES
     checks = {
         str(clause)
-        for (clause,) in _my(
-            server,
-            database,
+        for (clause,) in my(
+            url,
             "SELECT check_clause FROM information_schema.check_constraints "
-            "WHERE constraint_schema = %s AND table_name = 'types_copy'",
-            database,
+            "WHERE constraint_schema = DATABASE() AND table_name = 'types_copy'",
         )
     }
     assert checks == {f"json_valid(`{c}`)" for c in _JSON_COLUMNS}
@@ -336,7 +295,7 @@ def test_postgres_to_mariadb_maps_each_type_and_rejects_what_cannot_be_kept(
         assert phrase in rejects[position], (position, rejects[position])
 
     # and every other row is there, each value as PostgreSQL had it
-    rows = _my(server, database, "SELECT * FROM types_copy ORDER BY id")
+    rows = my(url, "SELECT * FROM types_copy ORDER BY id")
     assert [r[0] for r in rows] == [1, 2, 3]
     one, two, three = (dict(zip(_COLUMNS, row, strict=True)) for row in rows)
     for column in _JSON_COLUMNS:
@@ -405,11 +364,11 @@ def test_the_mariadb_copy_reads_back_as_the_source(
     )
     result = Migrate(plan, tmp_path / "state_back").run()
     assert result.returncode == 0, result.stderr + result.stdout
-    back = _pg(
+    back = pg(
         source,
         "SELECT id, bits::text, span, addr, uid, ts_tz, doc::text FROM types_back ORDER BY id",
     )
-    original = _pg(
+    original = pg(
         source,
         "SELECT id, bits::text, span::text, addr::text, uid::text, ts_tz, doc::text "
         "FROM types_src WHERE id <= 3 ORDER BY id",
@@ -463,27 +422,23 @@ def test_postgres_to_mariadb_arrays_of_any_element_and_timetz(
     """Arrays whose elements JSON has no type for become JSON arrays holding each element as
     PostgreSQL's own to_json writes it (the oracle below), and a timetz becomes PostgreSQL's
     text of it, offset included: no row is rejected, no value is changed."""
-    _pg(source, _TEMPORAL_SETUP, f"INSERT INTO temporal_src VALUES {', '.join(_TEMPORAL_ROWS)}")
+    pg(source, _TEMPORAL_SETUP, f"INSERT INTO temporal_src VALUES {', '.join(_TEMPORAL_ROWS)}")
     state = _migrate(tmp_path, source, mariadb_database.url, "temporal_copy", "temporal_src")
     assert _rejects(state) == []
-    server, database = mariadb_database.server, mariadb_database.name
+    url = mariadb_database.url
     arrays = [*_TEMPORAL_ARRAYS, "grid"]
     created = dict(
-        _my(
-            server,
-            database,
+        my(
+            url,
             "SELECT column_name, column_type FROM information_schema.columns "
-            "WHERE table_schema = %s AND table_name = 'temporal_copy'",
-            database,
+            "WHERE table_schema = DATABASE() AND table_name = 'temporal_copy'",
         )
     )
     assert created == {"id": "int(11)", "clock_tz": "longtext"} | dict.fromkeys(arrays, "longtext")
 
-    copied = _my(
-        server, database, f"SELECT id, {', '.join(arrays)}, clock_tz FROM temporal_copy ORDER BY id"
-    )
+    copied = my(url, f"SELECT id, {', '.join(arrays)}, clock_tz FROM temporal_copy ORDER BY id")
     # PostgreSQL's own JSON of each array (session in UTC), and its own text of the timetz
-    wanted = _pg(
+    wanted = pg(
         source,
         "SET TimeZone = 'UTC'",
         f"SELECT id, {', '.join(f'to_json({c})::text' for c in arrays)}, clock_tz::text "

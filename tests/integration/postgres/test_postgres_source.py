@@ -4,11 +4,9 @@ time, hostile names, and errors translated into Stratum's tree."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import secrets
 import sys
-from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -16,46 +14,14 @@ from uuid import UUID
 
 import asyncpg
 import pytest
-import pytest_asyncio
 from asyncpg.cursor import Cursor as AsyncpgCursor
 
-from stratum.connectors.base import Column, Cursor, RawBatch, SizedSource, Source
+from stratum.connectors.base import Column, Cursor, SizedSource, Source
 from stratum.connectors.postgres import PostgresTableSource
 from stratum.errors import ConfigError, ConnectionLost, SourceError
 from stratum.plan.model import TableRef
 from tests.support.databases import ThrowawayDatabase
-
-
-def without_native(columns: tuple[Column, ...]) -> tuple[Column, ...]:
-    """The columns without the source's own type names (asserted on their own elsewhere)."""
-    return tuple(dataclasses.replace(c, native=None) for c in columns)
-
-
-def _name(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(4)}"
-
-
-def _ref(table: str, schema: str | None = None) -> TableRef:
-    return TableRef("src", schema, table)
-
-
-@pytest_asyncio.fixture
-async def conn(postgres_database: ThrowawayDatabase) -> AsyncIterator[Any]:
-    connection = await asyncpg.connect(postgres_database.url)
-    try:
-        yield connection
-    finally:
-        await connection.close()
-
-
-async def _read_all(
-    source: PostgresTableSource, batch_size: int, after: Cursor = None
-) -> list[RawBatch]:
-    return [batch async for batch in source.read(after, batch_size)]
-
-
-def _rows(batches: Sequence[RawBatch]) -> list[tuple[Any, ...]]:
-    return [row for batch in batches for row in batch.rows]
+from tests.support.sources import read_batches, rows_of, table_ref, unique_name, without_native
 
 
 async def _open(url: str, table: TableRef, key: tuple[str, ...] = ()) -> PostgresTableSource:
@@ -71,14 +37,14 @@ async def _open(url: str, table: TableRef, key: tuple[str, ...] = ()) -> Postgre
 async def test_schema_columns_types_and_primary_key(
     postgres_database: ThrowawayDatabase, conn: Any
 ) -> None:
-    table = _name("orders")
+    table = unique_name("orders")
     await conn.execute(
         f"""CREATE TABLE {table} (
             id bigint PRIMARY KEY, customer integer NOT NULL, amount numeric(12,2),
             note varchar(200), created timestamp, paid_at timestamptz, payload jsonb,
             data bytea, flag boolean, ratio double precision)"""
     )
-    source = await _open(postgres_database.url, _ref(table))
+    source = await _open(postgres_database.url, table_ref(table))
     try:
         assert isinstance(source, Source)
         assert isinstance(source, SizedSource)
@@ -108,11 +74,11 @@ async def test_schema_columns_types_and_primary_key(
 async def test_composite_primary_key_in_constraint_order(
     postgres_database: ThrowawayDatabase, conn: Any
 ) -> None:
-    table = _name("lines")
+    table = unique_name("lines")
     await conn.execute(
         f"CREATE TABLE {table} (a integer, b text, c text, PRIMARY KEY (b, a), UNIQUE (c))"
     )
-    async with PostgresTableSource(postgres_database.url, _ref(table)) as source:
+    async with PostgresTableSource(postgres_database.url, table_ref(table)) as source:
         assert (await source.schema()).primary_key == ("b", "a")
         assert source.resumable
 
@@ -121,7 +87,7 @@ async def test_composite_primary_key_in_constraint_order(
 async def test_unique_key_fallback_needs_not_null_columns(
     postgres_database: ThrowawayDatabase, conn: Any
 ) -> None:
-    table = _name("nopk")
+    table = unique_name("nopk")
     await conn.execute(
         f"""CREATE TABLE {table} (
             maybe integer UNIQUE, x integer NOT NULL, y text NOT NULL, z integer NOT NULL,
@@ -129,7 +95,7 @@ async def test_unique_key_fallback_needs_not_null_columns(
     )
     await conn.execute(f"CREATE UNIQUE INDEX ON {table} (z) WHERE z > 0")  # partial: no key
     await conn.execute(f"CREATE UNIQUE INDEX ON {table} ((z + 1))")  # expression: no key
-    async with PostgresTableSource(postgres_database.url, _ref(table)) as source:
+    async with PostgresTableSource(postgres_database.url, table_ref(table)) as source:
         assert (await source.schema()).primary_key == ("x", "y")
         assert source.resumable
 
@@ -138,49 +104,49 @@ async def test_unique_key_fallback_needs_not_null_columns(
 async def test_no_key_is_not_resumable_and_has_no_cursors(
     postgres_database: ThrowawayDatabase, conn: Any
 ) -> None:
-    table = _name("heap")
+    table = unique_name("heap")
     await conn.execute(f"CREATE TABLE {table} (v integer UNIQUE, w text)")
     await conn.execute(f"INSERT INTO {table} SELECT g, g::text FROM generate_series(1, 250) g")
-    source = PostgresTableSource(postgres_database.url, _ref(table))
+    source = PostgresTableSource(postgres_database.url, table_ref(table))
     assert source.resumable is False  # before open: never claims a key it does not know
     async with source:
         assert (await source.schema()).primary_key == ()
         assert source.resumable is False
-        batches = await _read_all(source, 100)
+        batches = await read_batches(source, 100)
         assert [len(b.rows) for b in batches] == [100, 100, 50]
         assert all(b.cursor is None for b in batches)
-        assert sorted(_rows(batches)) == [(i, str(i)) for i in range(1, 251)]
+        assert sorted(rows_of(batches)) == [(i, str(i)) for i in range(1, 251)]
         with pytest.raises(SourceError, match="no key to resume after"):
-            await _read_all(source, 100, after=[100])
+            await read_batches(source, 100, after=[100])
 
 
 @pytest.mark.asyncio
 async def test_explicit_key_overrides_the_primary_key(
     postgres_database: ThrowawayDatabase, conn: Any
 ) -> None:
-    table = _name("override")
+    table = unique_name("override")
     await conn.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY, code text NOT NULL)")
     await conn.execute(f"INSERT INTO {table} SELECT g, md5(g::text) FROM generate_series(1, 300) g")
-    source = PostgresTableSource(postgres_database.url, _ref(table), key=("code",))
+    source = PostgresTableSource(postgres_database.url, table_ref(table), key=("code",))
     assert source.resumable is True
     async with source:
         assert (await source.schema()).primary_key == ("code",)
-        batches = await _read_all(source, 70)
+        batches = await read_batches(source, 70)
         expected = [tuple(r) for r in await conn.fetch(f"SELECT * FROM {table} ORDER BY code")]
-        assert _rows(batches) == expected
+        assert rows_of(batches) == expected
         assert batches[0].cursor == [expected[69][1]]
-        rest = await _read_all(source, 70, after=json.loads(json.dumps(batches[1].cursor)))
-        assert _rows(rest) == expected[140:]
+        rest = await read_batches(source, 70, after=json.loads(json.dumps(batches[1].cursor)))
+        assert rows_of(rest) == expected[140:]
 
 
 @pytest.mark.asyncio
 async def test_explicit_key_must_name_usable_columns(
     postgres_database: ThrowawayDatabase, conn: Any
 ) -> None:
-    table = _name("badkey")
+    table = unique_name("badkey")
     await conn.execute(f"CREATE TABLE {table} (id integer, span interval)")
     for key, message in ((("nope",), "does not have"), (("span",), "cannot be resumed")):
-        source = PostgresTableSource(postgres_database.url, _ref(table), key=key)
+        source = PostgresTableSource(postgres_database.url, table_ref(table), key=key)
         with pytest.raises(ConfigError, match=message):
             await source.open()
         await source.close()
@@ -191,7 +157,7 @@ async def test_explicit_key_must_name_usable_columns(
 
 @pytest.mark.asyncio
 async def test_read_25k_rows_in_key_order(postgres_database: ThrowawayDatabase, conn: Any) -> None:
-    table = _name("big")
+    table = unique_name("big")
     await conn.execute(
         f"CREATE TABLE {table} (id integer PRIMARY KEY, label text, payload jsonb, doc json)"
     )
@@ -202,10 +168,10 @@ async def test_read_25k_rows_in_key_order(postgres_database: ThrowawayDatabase, 
                json_build_object('s', g::text)
         FROM generate_series(1, 25000) g ORDER BY random()"""
     )
-    async with PostgresTableSource(postgres_database.url, _ref(table)) as source:
-        batches = await _read_all(source, 1000)
+    async with PostgresTableSource(postgres_database.url, table_ref(table)) as source:
+        batches = await read_batches(source, 1000)
     assert [len(b.rows) for b in batches] == [1000] * 25
-    rows = _rows(batches)
+    rows = rows_of(batches)
     assert rows == [
         (i, f"row {i}", {"n": i, "tags": [i, "x"]}, {"s": str(i)}) for i in range(1, 25001)
     ]
@@ -233,13 +199,13 @@ async def _assert_resumes(
     url: str, ref: TableRef, expected: list[tuple[Any, ...]], batch: int, every: int
 ) -> None:
     async with PostgresTableSource(url, ref) as source:
-        batches = await _read_all(source, batch)
-    assert _rows(batches) == expected
+        batches = await read_batches(source, batch)
+    assert rows_of(batches) == expected
     checked = 0
     for index in range(0, len(batches), every):
         cursor = json.loads(json.dumps(batches[index].cursor, allow_nan=False))
         async with PostgresTableSource(url, ref) as resumed:  # a new process, say
-            rest = _rows(await _read_all(resumed, batch, after=cursor))
+            rest = rows_of(await read_batches(resumed, batch, after=cursor))
         assert rest == expected[(index + 1) * batch :]
         checked += 1
     assert checked >= 3
@@ -250,18 +216,18 @@ async def _assert_resumes(
 async def test_resume_after_every_kth_cursor(
     postgres_database: ThrowawayDatabase, conn: Any, kind: str, ddl: str, value: str
 ) -> None:
-    table = _name(f"resume_{kind}")
+    table = unique_name(f"resume_{kind}")
     await conn.execute(f"CREATE TABLE {table} ({ddl} PRIMARY KEY, g integer NOT NULL)")
     await conn.execute(
         f"INSERT INTO {table} SELECT {value}, g FROM generate_series(1, 1500) g ORDER BY random()"
     )
     expected = [tuple(r) for r in await conn.fetch(f"SELECT k, g FROM {table} ORDER BY k")]
-    await _assert_resumes(postgres_database.url, _ref(table), expected, batch=100, every=4)
+    await _assert_resumes(postgres_database.url, table_ref(table), expected, batch=100, every=4)
 
 
 @pytest.mark.asyncio
 async def test_resume_composite_key(postgres_database: ThrowawayDatabase, conn: Any) -> None:
-    table = _name("resume_composite")
+    table = unique_name("resume_composite")
     await conn.execute(
         f"""CREATE TABLE {table} (
             day date, shop text COLLATE "C", n numeric, v integer, PRIMARY KEY (day, shop, n))"""
@@ -272,30 +238,30 @@ async def test_resume_composite_key(postgres_database: ThrowawayDatabase, conn: 
         FROM generate_series(1, 1001) g ORDER BY random()"""
     )
     expected = [tuple(r) for r in await conn.fetch(f"SELECT * FROM {table} ORDER BY day, shop, n")]
-    await _assert_resumes(postgres_database.url, _ref(table), expected, batch=50, every=5)
-    async with PostgresTableSource(postgres_database.url, _ref(table)) as source:
-        first = (await _read_all(source, 50))[0]
+    await _assert_resumes(postgres_database.url, table_ref(table), expected, batch=50, every=5)
+    async with PostgresTableSource(postgres_database.url, table_ref(table)) as source:
+        first = (await read_batches(source, 50))[0]
     day, shop, n, _ = expected[49]
     assert first.cursor == [day.isoformat(), shop, str(n)]
 
 
 @pytest.mark.asyncio
 async def test_bad_cursor_is_refused(postgres_database: ThrowawayDatabase, conn: Any) -> None:
-    table = _name("badcursor")
+    table = unique_name("badcursor")
     await conn.execute(f"CREATE TABLE {table} (a integer, b date, PRIMARY KEY (a, b))")
-    async with PostgresTableSource(postgres_database.url, _ref(table)) as source:
+    async with PostgresTableSource(postgres_database.url, table_ref(table)) as source:
         for cursor in ([1], [1, "2024-13-01"], ["x", "2024-01-01"], 5, "a"):
             with pytest.raises(SourceError, match="cursor"):
-                await _read_all(source, 10, after=cursor)
-        assert await _read_all(source, 10, after=[1, "2024-01-01"]) == []
+                await read_batches(source, 10, after=cursor)
+        assert await read_batches(source, 10, after=[1, "2024-01-01"]) == []
 
 
 @pytest.mark.asyncio
 async def test_a_read_is_one_snapshot(postgres_database: ThrowawayDatabase, conn: Any) -> None:
-    table = _name("snapshot")
+    table = unique_name("snapshot")
     await conn.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY, v text)")
     await conn.execute(f"INSERT INTO {table} SELECT g, 'old' FROM generate_series(1, 5000) g")
-    async with PostgresTableSource(postgres_database.url, _ref(table)) as source:
+    async with PostgresTableSource(postgres_database.url, table_ref(table)) as source:
         seen: list[tuple[Any, ...]] = []
         reader = source.read(None, 500)
         async for batch in reader:
@@ -310,7 +276,7 @@ async def test_a_read_is_one_snapshot(postgres_database: ThrowawayDatabase, conn
                 await conn.execute(f"UPDATE {table} SET v = 'changed' WHERE id > 4000")
                 await conn.execute(f"DELETE FROM {table} WHERE id BETWEEN 1000 AND 1999")
         assert seen == [(i, "old") for i in range(1, 5001)]
-        after = _rows(await _read_all(source, 1000))  # the next read sees the new state
+        after = rows_of(await read_batches(source, 1000))  # the next read sees the new state
     assert len(after) == 5000 - 1000 + 101 + 100
     assert after[0] == (-100, "new")
 
@@ -319,10 +285,10 @@ async def test_a_read_is_one_snapshot(postgres_database: ThrowawayDatabase, conn
 async def test_read_runs_in_a_repeatable_read_read_only_transaction(
     postgres_database: ThrowawayDatabase, conn: Any
 ) -> None:
-    table = _name("isolation")
+    table = unique_name("isolation")
     await conn.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY)")
     await conn.execute(f"INSERT INTO {table} SELECT generate_series(1, 20)")
-    source = await _open(postgres_database.url, _ref(table))
+    source = await _open(postgres_database.url, table_ref(table))
     try:
         async for _ in source.read(None, 5):
             inner = source._conn  # the source's own connection, mid-read
@@ -331,7 +297,7 @@ async def test_read_runs_in_a_repeatable_read_read_only_transaction(
             assert await inner.fetchval("SHOW transaction_read_only") == "on"
             break
         # the read was abandoned without closing its generator: the next read still works
-        assert len(_rows(await _read_all(source, 7))) == 20
+        assert len(rows_of(await read_batches(source, 7))) == 20
         state = await conn.fetchrow(
             "SELECT backend_xid, state FROM pg_stat_activity "
             "WHERE datname = current_database() AND application_name = 'stratum'"
@@ -346,7 +312,7 @@ async def test_read_runs_in_a_repeatable_read_read_only_transaction(
 async def test_memory_never_more_than_one_batch(
     postgres_database: ThrowawayDatabase, conn: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    table = _name("huge")
+    table = unique_name("huge")
     await conn.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY, v text)")
     await conn.execute(
         f"INSERT INTO {table} SELECT g, 'value ' || g FROM generate_series(1, 200000) g"
@@ -371,7 +337,7 @@ async def test_memory_never_more_than_one_batch(
     monkeypatch.setattr(asyncpg.Connection, "fetch", no_whole_table)
     batch_size = 5000
     total = 0
-    async with PostgresTableSource(postgres_database.url, _ref(table)) as source:
+    async with PostgresTableSource(postgres_database.url, table_ref(table)) as source:
         batches = 0
         async for batch in source.read(None, batch_size):
             batches += 1
@@ -399,14 +365,14 @@ async def test_hostile_names(postgres_database: ThrowawayDatabase, conn: Any) ->
         f"INSERT INTO {q_schema}.{q_table} SELECT g, 'v' || g, 'k' || g % 3 "
         "FROM generate_series(1, 99) g"
     )
-    ref = _ref(table, schema)
+    ref = table_ref(table, schema)
     async with PostgresTableSource(postgres_database.url, ref) as source:
         assert (await source.schema()).names == ('sel"ect', "Mixed Case", "$1")
         assert source.key == ('sel"ect', "$1")
-        batches = await _read_all(source, 10)
-        assert _rows(batches) == [(i, f"v{i}", f"k{i % 3}") for i in range(1, 100)]
-        rest = await _read_all(source, 10, after=json.loads(json.dumps(batches[4].cursor)))
-        assert _rows(rest) == _rows(batches)[50:]
+        batches = await read_batches(source, 10)
+        assert rows_of(batches) == [(i, f"v{i}", f"k{i % 3}") for i in range(1, 100)]
+        rest = await read_batches(source, 10, after=json.loads(json.dumps(batches[4].cursor)))
+        assert rows_of(rest) == rows_of(batches)[50:]
     assert await conn.fetchval(f"SELECT count(*) FROM {q_schema}.{q_table}") == 99
 
 
@@ -417,14 +383,14 @@ async def test_hostile_names(postgres_database: ThrowawayDatabase, conn: Any) ->
 async def test_missing_table_suggests_close_names(
     postgres_database: ThrowawayDatabase, conn: Any
 ) -> None:
-    table = _name("customers")
+    table = unique_name("customers")
     await conn.execute(f"CREATE TABLE {table} (id integer)")
     typo = table.replace("customers", "custmers")
-    source = PostgresTableSource(postgres_database.url, _ref(typo))
+    source = PostgresTableSource(postgres_database.url, table_ref(typo))
     with pytest.raises(SourceError, match=f"does not exist.*did you mean '{table}'"):
         await source.open()
     await source.close()
-    source = PostgresTableSource(postgres_database.url, _ref(table, "pubilc"))
+    source = PostgresTableSource(postgres_database.url, table_ref(table, "pubilc"))
     with pytest.raises(SourceError, match=r"no schema 'pubilc'.*did you mean 'public'"):
         await source.open()
     with pytest.raises(SourceError, match="not open"):
@@ -438,7 +404,7 @@ def _with_database(url: str, database: str) -> str:
 @pytest.mark.asyncio
 async def test_connection_errors_are_translated(postgres_database: ThrowawayDatabase) -> None:
     server = postgres_database.server
-    ref = _ref("anything")
+    ref = table_ref("anything")
     missing = PostgresTableSource(_with_database(postgres_database.url, "no_such_db_x1"), ref)
     with pytest.raises(SourceError, match="no_such_db_x1"):
         await missing.open()
@@ -463,7 +429,7 @@ async def test_missing_driver_names_the_extra(
     postgres_database: ThrowawayDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "asyncpg", None)
-    source = PostgresTableSource(postgres_database.url, _ref("x"))
+    source = PostgresTableSource(postgres_database.url, table_ref("x"))
     with pytest.raises(ConfigError, match=r"stratum\[postgres\]"):
         await source.open()
 
@@ -476,15 +442,15 @@ async def test_permission_denied_is_a_source_error(
         "SELECT rolcreaterole OR rolsuper FROM pg_roles WHERE rolname = current_user"
     ):
         pytest.skip("the test role cannot create roles")
-    table, role = _name("secret"), _name("reader")
+    table, role = unique_name("secret"), unique_name("reader")
     await conn.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY)")
     await conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'pw-{role}'")
     try:
         server = postgres_database.server
         url = f"postgresql://{role}:pw-{role}@{server.host}:{server.port}/{postgres_database.name}"
-        async with PostgresTableSource(url, _ref(table)) as source:
+        async with PostgresTableSource(url, table_ref(table)) as source:
             with pytest.raises(SourceError, match="permission denied"):
-                await _read_all(source, 10)
+                await read_batches(source, 10)
     finally:
         await conn.execute(f"DROP OWNED BY {role}")
         await conn.execute(f"DROP ROLE {role}")
@@ -494,10 +460,10 @@ async def test_permission_denied_is_a_source_error(
 async def test_lost_connection_mid_read_is_transient_and_a_retry_resumes(
     postgres_database: ThrowawayDatabase, conn: Any
 ) -> None:
-    table = _name("lost")
+    table = unique_name("lost")
     await conn.execute(f"CREATE TABLE {table} (id integer PRIMARY KEY)")
     await conn.execute(f"INSERT INTO {table} SELECT generate_series(1, 1000)")
-    async with PostgresTableSource(postgres_database.url, _ref(table)) as source:
+    async with PostgresTableSource(postgres_database.url, table_ref(table)) as source:
         got: list[tuple[Any, ...]] = []
         cursors: list[Cursor] = []
 
@@ -515,7 +481,7 @@ async def test_lost_connection_mid_read_is_transient_and_a_retry_resumes(
             await read_until_killed()
         cursor = cursors[-1]
         assert cursor == [300]
-        rest = _rows(await _read_all(source, 100, after=cursor))  # reconnects
+        rest = rows_of(await read_batches(source, 100, after=cursor))  # reconnects
     assert got + rest == [(i,) for i in range(1, 1001)]
 
 
@@ -523,7 +489,7 @@ async def test_lost_connection_mid_read_is_transient_and_a_retry_resumes(
 async def test_values_as_asyncpg_returns_them(
     postgres_database: ThrowawayDatabase, conn: Any
 ) -> None:
-    table = _name("values")
+    table = unique_name("values")
     await conn.execute(
         f"""CREATE TABLE {table} (id integer PRIMARY KEY, n numeric(12,2), t timestamp,
             tz timestamptz, d date, b bytea, j jsonb, s json, u uuid, nothing text)"""
@@ -533,8 +499,8 @@ async def test_values_as_asyncpg_returns_them(
             '2024-01-02 03:04:05+02', '2024-01-02', '\\x00ff', '{{"a": [1, null]}}', '"text"',
             '12345678-1234-5678-1234-567812345678', NULL)"""
     )
-    async with PostgresTableSource(postgres_database.url, _ref(table)) as source:
-        (batch,) = await _read_all(source, 10)
+    async with PostgresTableSource(postgres_database.url, table_ref(table)) as source:
+        (batch,) = await read_batches(source, 10)
     assert batch.rows == [
         (
             1,

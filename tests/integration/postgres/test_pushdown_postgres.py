@@ -6,77 +6,39 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import secrets
-from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
 import pytest
 import pytest_asyncio
 
-from smql import Mode
-from stratum.connectors.base import Column, Cursor, RawBatch
+from stratum.connectors.base import Column
 from stratum.connectors.postgres.source import PostgresQuerySource, PostgresTableSource
 from stratum.connectors.pushdown import remaining_options
 from stratum.errors import ConfigError, SourceError
-from stratum.plan.model import CastRule, ColumnMap, ComputedColumn, Options, Sql, TableRef
+from stratum.plan.model import CastRule, ColumnMap, Sql
 from stratum.transforms import Transformer
 from tests.support.databases import ThrowawayDatabase
+from tests.support.options import compute, options
+from tests.support.sources import (
+    assert_partition,
+    key_ranges,
+    read_batches,
+    rows_of,
+    table_ref,
+    unique_name,
+    without_native,
+)
 
 ROWS = 1000
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 
 
-def without_native(columns: tuple[Column, ...]) -> tuple[Column, ...]:
-    """The columns without the source's own type names (asserted on their own elsewhere)."""
-    return tuple(dataclasses.replace(c, native=None) for c in columns)
-
-
-def _name(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(4)}"
-
-
-def _ref(table: str) -> TableRef:
-    return TableRef("src", None, table)
-
-
-def options(**changes: Any) -> Options:
-    base = Options(
-        mode=Mode.FULL,
-        key=(),
-        cursor=None,
-        columns=(),
-        compute=(),
-        where=None,
-        casts=(),
-        on_error=None,
-        zero_dates=None,
-        dialect="postgres",
-        partitions=None,
-        batch_size=None,
-    )
-    return dataclasses.replace(base, **changes)
-
-
-def compute(name: str, text: str, dialect: str = "postgres") -> ComputedColumn:
-    return ComputedColumn(name, Sql(text, dialect))
-
-
-@pytest_asyncio.fixture
-async def conn(postgres_database: ThrowawayDatabase) -> AsyncIterator[Any]:
-    connection = await asyncpg.connect(postgres_database.url)
-    try:
-        yield connection
-    finally:
-        await connection.close()
-
-
 @pytest_asyncio.fixture
 async def orders(conn: Any) -> str:
     """A table of ROWS orders in random heap order; x is NULL on every third row."""
-    table = _name("orders")
+    table = unique_name("orders")
     await conn.execute(
         "DO $$ BEGIN CREATE DOMAIN cents AS numeric(14,0); EXCEPTION "
         "WHEN duplicate_object THEN NULL; END $$"
@@ -93,14 +55,6 @@ async def orders(conn: Any) -> str:
         FROM generate_series(1, {ROWS}) g ORDER BY random()"""
     )
     return table
-
-
-async def _read(source: Any, batch: int = 100, after: Cursor = None) -> list[RawBatch]:
-    return [b async for b in source.read(after, batch)]
-
-
-def _rows(batches: Sequence[RawBatch]) -> list[tuple[Any, ...]]:
-    return [row for batch in batches for row in batch.rows]
 
 
 # --- the pushed-down SELECT -------------------------------------------------------------------
@@ -122,7 +76,7 @@ async def test_columns_compute_and_where_run_in_the_select(
     postgres_database: ThrowawayDatabase, conn: Any, orders: str
 ) -> None:
     source = PostgresTableSource(
-        postgres_database.url, _ref(orders), projection=PUSHED, item="wh.orders"
+        postgres_database.url, table_ref(orders), projection=PUSHED, item="wh.orders"
     )
     async with source:
         assert source.applied == {"columns", "compute", "where"}
@@ -144,7 +98,7 @@ async def test_columns_compute_and_where_run_in_the_select(
             Column("money", "numeric"),  # a domain: its base type (without its modifier)
         )
         assert schema.primary_key == ("id",)
-        batches = await _read(source, 100)
+        batches = await read_batches(source, 100)
     expected = [
         (
             i,
@@ -157,7 +111,7 @@ async def test_columns_compute_and_where_run_in_the_select(
         )
         for i in range(80, 744)  # amount >= 100 from 80 on; created < Feb from 744 down
     ]
-    assert _rows(batches) == expected
+    assert rows_of(batches) == expected
     assert [b.cursor for b in batches][:2] == [[179], [279]]
 
 
@@ -169,16 +123,16 @@ async def test_same_rows_as_the_python_transforms(
         PUSHED, compute=PUSHED.compute[:3]
     )  # the transforms have no domain `cents`
     url = postgres_database.url
-    async with PostgresTableSource(url, _ref(orders), projection=python_options) as pushed:
+    async with PostgresTableSource(url, table_ref(orders), projection=python_options) as pushed:
         rest = remaining_options(pushed, python_options)
         assert (rest.columns, rest.compute, rest.where) == ((), (), None)
         transformer = Transformer.build(await pushed.schema(), rest, now=NOW)
         assert transformer.is_identity
-        got = [r for b in await _read(pushed) for r in transformer.apply(b).rows]
-    async with PostgresTableSource(url, _ref(orders)) as plain:
+        got = [r for b in await read_batches(pushed) for r in transformer.apply(b).rows]
+    async with PostgresTableSource(url, table_ref(orders)) as plain:
         assert plain.applied == frozenset()
         python = Transformer.build(await plain.schema(), python_options, now=NOW)
-        before = [r for b in await _read(plain) for r in python.apply(b).rows]
+        before = [r for b in await read_batches(plain) for r in python.apply(b).rows]
     assert got == before
     assert len(got) == 664
 
@@ -188,19 +142,21 @@ async def test_key_columns_left_out_are_hidden_and_stripped(
     postgres_database: ThrowawayDatabase, orders: str
 ) -> None:
     given = options(columns=(ColumnMap("name", "name"),), where=Sql("id % 2 = 0", "postgres"))
-    async with PostgresTableSource(postgres_database.url, _ref(orders), projection=given) as src:
+    async with PostgresTableSource(
+        postgres_database.url, table_ref(orders), projection=given
+    ) as src:
         assert src.select == (
             f'SELECT "name", "id" FROM "public"."{orders}" WHERE ("id" % 2 = 0) ORDER BY "id"'
         )
         schema = await src.schema()
         assert schema.names == ("name",)
         assert schema.primary_key == ()  # the key is not in the output
-        batches = await _read(src, 100)
-        assert all(len(row) == 1 for row in _rows(batches))
-        assert _rows(batches) == [(f"order {i}",) for i in range(2, ROWS + 1, 2)]
+        batches = await read_batches(src, 100)
+        assert all(len(row) == 1 for row in rows_of(batches))
+        assert rows_of(batches) == [(f"order {i}",) for i in range(2, ROWS + 1, 2)]
         assert [b.cursor for b in batches] == [[i * 200] for i in range(1, 6)]
-        rest = await _read(src, 100, after=json.loads(json.dumps(batches[1].cursor)))
-        assert _rows(rest) == _rows(batches)[200:]
+        rest = await read_batches(src, 100, after=json.loads(json.dumps(batches[1].cursor)))
+        assert rows_of(rest) == rows_of(batches)[200:]
 
 
 @pytest.mark.asyncio
@@ -209,14 +165,14 @@ async def test_a_renamed_key_is_read_from_its_output_column(
 ) -> None:
     given = options(columns=(ColumnMap("id", "order_id"), ColumnMap("x", "x")))
     async with PostgresTableSource(
-        postgres_database.url, _ref(orders), ("id",), projection=given
+        postgres_database.url, table_ref(orders), ("id",), projection=given
     ) as src:
         assert src.select.startswith('SELECT "id" AS "order_id", "x" FROM')
         assert (await src.schema()).primary_key == ("order_id",)
-        batches = await _read(src, 300)
+        batches = await read_batches(src, 300)
         assert [b.cursor for b in batches] == [[300], [600], [900], [1000]]
-        rest = await _read(src, 300, after=[600])
-        assert [r[0] for r in _rows(rest)] == list(range(601, ROWS + 1))
+        rest = await read_batches(src, 300, after=[600])
+        assert [r[0] for r in rows_of(rest)] == list(range(601, ROWS + 1))
 
 
 @pytest.mark.asyncio
@@ -228,14 +184,16 @@ async def test_cast_rules_keep_the_projection_in_python(
         where=Sql("id <= 10", "postgres"),
         casts=(CastRule("column", "x", "text"),),
     )
-    async with PostgresTableSource(postgres_database.url, _ref(orders), projection=given) as src:
+    async with PostgresTableSource(
+        postgres_database.url, table_ref(orders), projection=given
+    ) as src:
         assert src.applied == {"where"}
         assert (await src.schema()).names == ("id", "name", "amount", "x", "created")
         rest = remaining_options(src, given)
         assert rest.where is None
         assert rest.columns == given.columns
         transformer = Transformer.build(await src.schema(), rest, now=NOW)
-        rows = [r for b in await _read(src) for r in transformer.apply(b).rows]
+        rows = [r for b in await read_batches(src) for r in transformer.apply(b).rows]
     assert rows == [(i, None if i % 3 == 0 else str(i)) for i in range(1, 11)]
 
 
@@ -250,7 +208,9 @@ async def test_a_function_the_server_lacks_names_the_expression_and_the_item(
         compute=(compute("ok", "x + 1"), compute("bad", "no_such_function(x)")),
         where=Sql("x > 0", "postgres"),
     )
-    source = PostgresTableSource(postgres_database.url, _ref(orders), projection=given, item="w.o")
+    source = PostgresTableSource(
+        postgres_database.url, table_ref(orders), projection=given, item="w.o"
+    )
     with pytest.raises(SourceError) as caught:
         await source.open()
     message = str(caught.value)
@@ -259,7 +219,7 @@ async def test_a_function_the_server_lacks_names_the_expression_and_the_item(
     await source.close()
     bad_where = options(where=Sql("levenshtein_x(name) > 1", "postgres"))
     source = PostgresTableSource(
-        postgres_database.url, _ref(orders), projection=bad_where, item="w.o"
+        postgres_database.url, table_ref(orders), projection=bad_where, item="w.o"
     )
     with pytest.raises(SourceError, match=r"item 'w.o': PostgreSQL refuses WHERE 'levensh"):
         await source.open()
@@ -271,7 +231,9 @@ async def test_a_set_returning_compute_is_refused(
     postgres_database: ThrowawayDatabase, orders: str
 ) -> None:
     given = options(compute=(compute("each", "jsonb_array_elements('[1, 2]'::jsonb)"),))
-    source = PostgresTableSource(postgres_database.url, _ref(orders), projection=given, item="i")
+    source = PostgresTableSource(
+        postgres_database.url, table_ref(orders), projection=given, item="i"
+    )
     with pytest.raises(ConfigError, match=r"COMPUTE each .* returns a set of rows"):
         await source.open()
     await source.close()
@@ -280,39 +242,22 @@ async def test_a_set_returning_compute_is_refused(
 # --- key ranges and split() -------------------------------------------------------------------
 
 
-async def _ranges(
-    url: str, ref: TableRef, cuts: list[Cursor], **kw: Any
-) -> list[list[tuple[Any, ...]]]:
-    bounds = list(zip([None, *cuts], [*cuts, None], strict=True))
-    parts = []
-    for low, high in bounds:
-        async with PostgresTableSource(url, ref, bounds=(low, high), **kw) as source:
-            parts.append(_rows(await _read(source, 97, after=low)))
-    return parts
-
-
-def _assert_partition(parts: list[list[tuple[Any, ...]]], whole: list[tuple[Any, ...]]) -> None:
-    assert [row for part in parts for row in part] == whole  # in order: no overlap, no gap
-    sizes = [len(part) for part in parts]
-    assert max(sizes) - min(sizes) <= 1, sizes
-
-
 @pytest.mark.asyncio
 async def test_split_cuts_the_rows_into_equal_key_ranges(
     postgres_database: ThrowawayDatabase, orders: str
 ) -> None:
     url = postgres_database.url
-    async with PostgresTableSource(url, _ref(orders)) as source:
-        whole = _rows(await _read(source, 500))
+    async with PostgresTableSource(url, table_ref(orders)) as source:
+        whole = rows_of(await read_batches(source, 500))
         assert await source.split(1) == []
         cuts = await source.split(4)
         assert cuts == [[250], [500], [750]]
         assert await source.split(7) == sorted(await source.split(7))
-    _assert_partition(await _ranges(url, _ref(orders), cuts), whole)
-    async with PostgresTableSource(url, _ref(orders), bounds=([100], [200])) as source:
+    assert_partition(await key_ranges(PostgresTableSource, url, table_ref(orders), cuts), whole)
+    async with PostgresTableSource(url, table_ref(orders), bounds=([100], [200])) as source:
         assert '("id") > ($1) AND ("id") <= ($2) ORDER BY' in source.select
         # a resume inside the range: after the cursor, still up to the range's end
-        rows = _rows(await _read(source, 30, after=[150]))
+        rows = rows_of(await read_batches(source, 30, after=[150]))
         assert [r[0] for r in rows] == list(range(151, 201))
 
 
@@ -322,45 +267,47 @@ async def test_split_with_a_pushed_down_where(
 ) -> None:
     url = postgres_database.url
     given = options(columns=(ColumnMap("name", "name"),), where=Sql("x IS NOT NULL", "postgres"))
-    async with PostgresTableSource(url, _ref(orders), projection=given) as source:
-        whole = _rows(await _read(source, 1000))
+    async with PostgresTableSource(url, table_ref(orders), projection=given) as source:
+        whole = rows_of(await read_batches(source, 1000))
         cuts = await source.split(5)
     assert len(whole) == 667
     assert len(cuts) == 4
-    _assert_partition(await _ranges(url, _ref(orders), cuts, projection=given), whole)
+    assert_partition(
+        await key_ranges(PostgresTableSource, url, table_ref(orders), cuts, projection=given), whole
+    )
 
 
 @pytest.mark.asyncio
 async def test_split_a_composite_key(postgres_database: ThrowawayDatabase, conn: Any) -> None:
-    table = _name("composite")
+    table = unique_name("composite")
     await conn.execute(f"CREATE TABLE {table} (a text, b integer, v integer, PRIMARY KEY (a, b))")
     await conn.execute(
         f"INSERT INTO {table} SELECT (ARRAY['x', 'é', 'A'])[g % 3 + 1], g % 50, g "
         "FROM generate_series(1, 150) g"
     )
     url = postgres_database.url
-    async with PostgresTableSource(url, _ref(table)) as source:
-        whole = _rows(await _read(source, 1000))
+    async with PostgresTableSource(url, table_ref(table)) as source:
+        whole = rows_of(await read_batches(source, 1000))
         cuts = await source.split(6)
         assert len(cuts) == 5
         assert all(isinstance(c, list) and len(c) == 2 for c in cuts)
         assert await source.split(500) == [[row[0], row[1]] for row in whole[:-1]]  # few rows
-    _assert_partition(await _ranges(url, _ref(table), cuts), whole)
+    assert_partition(await key_ranges(PostgresTableSource, url, table_ref(table), cuts), whole)
 
 
 @pytest.mark.asyncio
 async def test_a_table_without_a_key_cannot_be_split(
     postgres_database: ThrowawayDatabase, conn: Any
 ) -> None:
-    table = _name("heap")
+    table = unique_name("heap")
     await conn.execute(f"CREATE TABLE {table} (v integer)")
-    async with PostgresTableSource(postgres_database.url, _ref(table)) as source:
+    async with PostgresTableSource(postgres_database.url, table_ref(table)) as source:
         with pytest.raises(ConfigError, match="PARTITIONS needs a primary or unique key"):
             await source.split(2)
-    source = PostgresTableSource(postgres_database.url, _ref(table), bounds=(None, [3]))
+    source = PostgresTableSource(postgres_database.url, table_ref(table), bounds=(None, [3]))
     async with source:
         with pytest.raises(ConfigError, match="PARTITIONS needs a primary or unique key"):
-            await _read(source)
+            await read_batches(source)
 
 
 # --- the query source -------------------------------------------------------------------------
@@ -382,17 +329,17 @@ async def test_query_with_a_key_is_read_in_key_order_and_resumes(
             Column("twice", "integer"),
         )
         assert schema.primary_key == ("n",)
-        batches = await _read(source, 100)
+        batches = await read_batches(source, 100)
         expected = [(i, f"order {i}", None if i % 3 == 0 else 2 * i) for i in range(1, 501)]
-        assert _rows(batches) == expected
+        assert rows_of(batches) == expected
         assert [b.cursor for b in batches] == [[i * 100] for i in range(1, 6)]
-        assert _rows(await _read(source, 100, after=[250])) == expected[250:]
+        assert rows_of(await read_batches(source, 100, after=[250])) == expected[250:]
         cuts = await source.split(2)
         assert cuts == [[250]]
     parts = []
     for bounds in ((None, [250]), ([250], None)):
         async with PostgresQuerySource(postgres_database.url, query, ("n",), bounds=bounds) as q:
-            parts.append(_rows(await _read(q, 1000)))
+            parts.append(rows_of(await read_batches(q, 1000)))
     assert parts == [expected[:250], expected[250:]]
 
 
@@ -404,11 +351,11 @@ async def test_query_without_a_key_runs_as_written_and_is_not_resumable(
     async with PostgresQuerySource(postgres_database.url, query) as source:
         assert source.resumable is False
         assert source.select == query.text.rstrip(";")
-        batches = await _read(source, 2)
-        assert _rows(batches) == [(i, f"order {i}") for i in range(5, 0, -1)]
+        batches = await read_batches(source, 2)
+        assert rows_of(batches) == [(i, f"order {i}") for i in range(5, 0, -1)]
         assert all(b.cursor is None for b in batches)
         with pytest.raises(SourceError, match="no KEY to resume after"):
-            await _read(source, 2, after=[3])
+            await read_batches(source, 2, after=[3])
         with pytest.raises(ConfigError, match="PARTITIONS needs"):
             await source.split(2)
 
@@ -425,7 +372,7 @@ async def test_query_written_for_mysql_runs_on_postgres(
     async with PostgresQuerySource(postgres_database.url, query, ("id",)) as source:
         assert "COALESCE(x, 0)" in source.select
         assert (await source.schema()).names == ("id", "x0", "tag")
-        assert _rows(await _read(source)) == [
+        assert rows_of(await read_batches(source)) == [
             (1, 1, "#1"),
             (2, 2, "#2"),
             (3, 0, "#3"),

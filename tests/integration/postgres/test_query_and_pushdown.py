@@ -5,62 +5,21 @@ the rows the Python transforms loaded before, also across a kill."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import signal
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
-from stratum.connectors.mysql import connect
 from tests.support.databases import ThrowawayDatabase
-from tests.support.migrate import Migrate
+from tests.support.migrate import Migrate, killed_then_done
+from tests.support.sql import my, pg
 
 ROWS = 3000
-
-
-def pg(url: str, *sql: str) -> list[tuple[Any, ...]]:
-    async def go() -> list[tuple[Any, ...]]:
-        conn = await asyncpg.connect(url)
-        try:
-            rows: list[tuple[Any, ...]] = []
-            for statement in sql:
-                rows = [tuple(r) for r in await conn.fetch(statement)]
-            return rows
-        finally:
-            await conn.close()
-
-    return asyncio.run(go())
-
-
-def my(url: str, *sql: str) -> None:
-    async def go() -> None:
-        conn = await connect(url)
-        try:
-            for statement in sql:
-                await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(go())
 
 
 def write_plan(directory: Path, name: str, source_url: str, target_url: str, item: str) -> Path:
     path = directory / f"{name}.smql"
     path.write_text(f"CONNECTION src = '{source_url}';\nCONNECTION dst = '{target_url}';\n{item}\n")
     return path
-
-
-def killed_then_done(migrate: Migrate, at: int) -> object:
-    """Kill after `at` committed batches, run again; what the second run resumed from."""
-    killed = migrate.run(f"after_commit=kill@{at}")
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    done = migrate.run()
-    assert done.returncode == 0, done.stderr + done.stdout
-    (started,) = [json.loads(line) for line in done.stderr.splitlines() if '"item_started"' in line]
-    return started["resumed_from"]
 
 
 def checkpoint(url: str, item: str) -> tuple[Any, ...]:

@@ -4,58 +4,15 @@ ends up with exactly the source's rows."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import json
-import signal
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
-
-import asyncmy
-import asyncpg
 
 from tests.support.databases import ThrowawayDatabase
-from tests.support.migrate import Migrate
+from tests.support.migrate import Migrate, killed_then_done
+from tests.support.sql import my, pg
 
 ROWS = 3000
-
-
-def pg(url: str, *sql: str) -> list[tuple[Any, ...]]:
-    async def go() -> list[tuple[Any, ...]]:
-        conn = await asyncpg.connect(url)
-        try:
-            rows: list[tuple[Any, ...]] = []
-            for statement in sql:
-                rows = [tuple(r) for r in await conn.fetch(statement)]
-            return rows
-        finally:
-            await conn.close()
-
-    return asyncio.run(go())
-
-
-def my(url: str, *sql: str) -> list[tuple[Any, ...]]:
-    parts = url.removeprefix("mysql://")
-    user, rest = parts.split("@", 1)
-    host_port, database = rest.split("/", 1)
-    host, port = host_port.split(":")
-
-    async def go() -> list[tuple[Any, ...]]:
-        conn = await asyncmy.connect(
-            host=host, port=int(port), user=user, password="", database=database, autocommit=True
-        )
-        try:
-            rows: list[tuple[Any, ...]] = []
-            async with conn.cursor() as cursor:
-                for statement in sql:
-                    await cursor.execute(statement)
-                    rows = [tuple(r) for r in await cursor.fetchall() or ()]
-            return rows
-        finally:
-            await conn.ensure_closed()
-
-    return asyncio.run(go())
 
 
 EXPECTED = [(i, f'name {i}, "q" é', Decimal(i * 7 % 10000) / 100) for i in range(1, ROWS + 1)]
@@ -71,16 +28,6 @@ def plan(directory: Path, source_url: str, target_url: str, source: str, target:
         f"MIGRATE src.{source} INTO dst.{target} BATCH SIZE 200;\n"
     )
     return path
-
-
-def killed_then_done(migrate: Migrate, at: int) -> object:
-    """Kill after `at` committed batches, run again; what the second run resumed from."""
-    killed = migrate.run(f"after_commit=kill@{at}")
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    done = migrate.run()
-    assert done.returncode == 0, done.stderr + done.stdout
-    (started,) = [json.loads(line) for line in done.stderr.splitlines() if '"item_started"' in line]
-    return started["resumed_from"]
 
 
 def test_postgres_to_postgres(tmp_path: Path, postgres_database: ThrowawayDatabase) -> None:

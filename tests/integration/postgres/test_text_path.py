@@ -9,7 +9,7 @@ import signal
 from pathlib import Path
 
 from tests.support.databases import ThrowawayDatabase
-from tests.support.migrate import Migrate
+from tests.support.migrate import Migrate, events
 from tests.support.sql import my, pg
 
 CASTS = (
@@ -27,10 +27,6 @@ def write(tmp_path: Path, url: str, table: str, body: str, extra: str = "") -> M
         f"  {CASTS} {extra};\n"
     )
     return Migrate(plan, tmp_path / f"state_{table}")
-
-
-def started(stderr: str) -> list[dict[str, object]]:
-    return [json.loads(x) for x in stderr.splitlines() if '"item_started"' in x]
 
 
 BODY = (
@@ -51,7 +47,7 @@ def test_the_text_path_loads_what_the_typed_path_loads(
     for migrate, load in ((text, "text"), (typed, "rows")):
         done = migrate.run()
         assert done.returncode == 0, done.stderr
-        assert [e["load"] for e in started(done.stderr)] == [load]
+        assert [e["load"] for e in events(done.stderr, "item_started")] == [load]
     columns = "id, amount, day, at, paid, doc, note"
     assert pg(url, f"SELECT {columns} FROM via_text EXCEPT SELECT {columns} FROM via_rows") == []
     assert pg(url, "SELECT count(*) FROM via_text") == [(5,)]
@@ -109,7 +105,9 @@ def test_a_killed_text_load_resumes_exactly(
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     done = migrate.run()
     assert done.returncode == 0, done.stderr
-    assert [(e["load"], e["resumed_from"]) for e in started(done.stderr)] == [("text", 60)]
+    assert [(e["load"], e["resumed_from"]) for e in events(done.stderr, "item_started")] == [
+        ("text", 60)
+    ]
     assert pg(url, "SELECT count(*), count(DISTINCT id), sum(amount) FROM killed") == [
         (300, 300, sum(i + 0.25 for i in range(1, 301)))
     ]
@@ -136,7 +134,7 @@ def test_mariadb_values_postgresql_refuses_are_rejected_the_typed_way(
     migrate = Migrate(plan, tmp_path / "state")
     done = migrate.run(extra=("--summary", str(tmp_path / "summary.json")))
     assert done.returncode == 0, done.stderr
-    assert [e["load"] for e in started(done.stderr)] == ["text"]
+    assert [e["load"] for e in events(done.stderr, "item_started")] == ["text"]
     (item,) = json.loads((tmp_path / "summary.json").read_text())["items"]
     assert (item["rows_read"], item["rows_written"], item["rows_rejected"]) == (20, 18, 2)
     lines = [json.loads(x) for x in Path(item["reject_file"]).read_text().splitlines()]

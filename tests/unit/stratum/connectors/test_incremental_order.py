@@ -6,6 +6,7 @@ registry passing the CURSOR only in MODE incremental."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ from stratum.connectors.pushdown import (
 from stratum.connectors.registry import Connectors
 from stratum.errors import ConfigError
 from stratum.plan import compile_plan
-from stratum.plan.model import ColumnMap, ComputedColumn, Options, Sql
+from stratum.plan.model import ColumnMap, ComputedColumn, Sql
+from tests.support.options import options as full_options
 
 COLUMNS = (
     Column("id", "bigint", False),
@@ -35,23 +37,8 @@ COLUMNS = (
     Column("touched", "timestamp", True),
 )
 
-
-def options(**changes: Any) -> Options:
-    base = Options(
-        mode=Mode.INCREMENTAL,
-        key=(),
-        cursor="updated_at",
-        columns=(),
-        compute=(),
-        where=None,
-        casts=(),
-        on_error=None,
-        zero_dates=None,
-        dialect="postgres",
-        partitions=None,
-        batch_size=None,
-    )
-    return dataclasses.replace(base, **changes)
+# an incremental item, CURSOR updated_at
+options = functools.partial(full_options, mode=Mode.INCREMENTAL, cursor="updated_at")
 
 
 def order(cursor: str, key: tuple[str, ...], **kw: Any) -> tuple[str, ...]:

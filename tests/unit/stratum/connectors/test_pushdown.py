@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from smql import Mode
 from stratum.connectors.base import Column
 from stratum.connectors.pushdown import (
     APPLIED_ALL,
@@ -23,7 +22,8 @@ from stratum.connectors.pushdown import (
     transpile_query,
 )
 from stratum.errors import ConfigError
-from stratum.plan.model import CastRule, ColumnMap, ComputedColumn, Options, Sql
+from stratum.plan.model import CastRule, ColumnMap, Options, Sql
+from tests.support.options import compute, options
 
 COLUMNS = (
     Column("id", "bigint", False),
@@ -32,28 +32,6 @@ COLUMNS = (
     Column("x", "integer"),
     Column("Mixed Case", "text"),
 )
-
-
-def options(**changes: Any) -> Options:
-    base = Options(
-        mode=Mode.FULL,
-        key=(),
-        cursor=None,
-        columns=(),
-        compute=(),
-        where=None,
-        casts=(),
-        on_error=None,
-        zero_dates=None,
-        dialect="postgres",
-        partitions=None,
-        batch_size=None,
-    )
-    return dataclasses.replace(base, **changes)
-
-
-def compute(name: str, text: str, dialect: str = "postgres") -> ComputedColumn:
-    return ComputedColumn(name, Sql(text, dialect))
 
 
 def where(text: str, dialect: str = "postgres") -> Sql:

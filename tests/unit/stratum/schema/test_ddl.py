@@ -11,11 +11,7 @@ from stratum.errors import DestinationError
 from stratum.schema import ddl
 from stratum.schema.catalog import Catalog, ColumnInfo, ForeignKey, IndexInfo, TableInfo, ViewInfo
 from stratum.schema.ddl import Ddl, Statement
-
-
-def col(name: str, type_: str = "integer", nullable: bool = True, **kw: object) -> ColumnInfo:
-    native = kw.pop("native", type_)
-    return ColumnInfo(name, str(native), type_, nullable, **kw)  # type: ignore[arg-type]
+from tests.support.ddl import col
 
 
 def table(name: str, *columns: ColumnInfo, **kw: object) -> TableInfo:

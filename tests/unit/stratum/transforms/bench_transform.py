@@ -13,7 +13,8 @@ from decimal import Decimal
 
 from stratum.connectors.base import RawBatch, Row, Schema
 from stratum.transforms import Transformer
-from tests.unit.stratum.transforms.support import options, schema
+from tests.support.options import options
+from tests.unit.stratum.transforms.support import schema
 
 ROWS = 200_000
 BATCH = 10_000

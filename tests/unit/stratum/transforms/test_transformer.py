@@ -10,14 +10,8 @@ import pytest
 from stratum.connectors.base import Column, Rejected, Schema
 from stratum.errors import ConfigError
 from stratum.transforms import TransformedBatch, Transformer
-from tests.unit.stratum.transforms.support import (
-    NOW,
-    batch,
-    build,
-    check_accounting,
-    options,
-    schema,
-)
+from tests.support.options import options
+from tests.unit.stratum.transforms.support import NOW, batch, build, check_accounting, schema
 
 ORDERS = schema(
     ("id", "bigint"),

@@ -22,7 +22,7 @@ Decimal; destinations write it with every digit, or reject the row.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
@@ -256,6 +256,26 @@ class TextDestination(Destination, Protocol):
         """Load `rows` and save `checkpoint` in one transaction (MODE full and append only);
         with `copy`, send that data in that format instead (the source encoded the rows).
         Raises RowError when a value is refused: the engine then loads the batch row by row."""
+        ...
+
+
+@runtime_checkable
+class StagingDestination(TextDestination, Protocol):
+    """A destination that can run an item's transform itself over a batch of text
+    (`stratum.transforms.staging`)."""
+
+    async def write_staged(  # noqa: PLR0917 (the transaction's parts)
+        self,
+        target: TableRef,
+        schema: Schema,
+        columns: Sequence[str],
+        copy: tuple[CopyFormat, str | bytes],
+        select: str,
+        checkpoint_of: Callable[[int], Checkpoint],
+    ) -> int:
+        """In one transaction: copy the batch's text (`columns`, all text) into the temporary
+        stage, insert into `target` what `select` makes of it, and save `checkpoint_of(the
+        number of rows inserted)`; that number. RowError when the server refuses a value."""
         ...
 
 

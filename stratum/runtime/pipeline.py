@@ -37,6 +37,7 @@ from stratum.connectors.base import (
     Schema,
     SizedSource,
     Source,
+    StagingDestination,
     TextDestination,
     TextSource,
 )
@@ -55,6 +56,7 @@ from stratum.runtime.rejects import RejectFile
 from stratum.state import ItemRecord, ItemState, StateStore, check_transition
 from stratum.transforms import TransformedBatch, Transformer
 from stratum.transforms.coerce import Coercion
+from stratum.transforms.staging import STAGE, staged_select
 
 T = TypeVar("T")
 
@@ -120,6 +122,8 @@ class ItemRun:
     _state: ItemState = field(default=ItemState.PENDING, init=False)  # each run starts pending
     _superseded: int = field(default=0, init=False)  # upsert rows replaced within their batch
     _text: TextSource | None = field(default=None, init=False)  # the pass-through path's source
+    _staged: str | None = field(default=None, init=False)  # the staged transform's SELECT
+    source_schema_names: tuple[str, ...] = field(default=(), init=False)
     _budget: ByteBudget = field(default_factory=lambda: ByteBudget(QUEUE_BYTES), init=False)
 
     def __post_init__(self) -> None:
@@ -245,9 +249,19 @@ class ItemRun:
             return None
         if self.item.options.mode not in (Mode.FULL, Mode.APPEND) or not coercion.is_identity:
             return None
-        if not transformer.passes_text or source.text_path() is not None:
+        if source.text_path() is not None:
             return None
-        return source
+        if transformer.passes_text:
+            return source
+        if isinstance(destination, StagingDestination) and transformer.stages:
+            # the transform itself runs in the destination, over the copied text
+            self._staged = staged_select(
+                transformer.source_schema, transformer, self.item.options, STAGE
+            )
+            if self._staged is not None:
+                self.source_schema_names = transformer.source_schema.names
+                return source
+        return None
 
     async def _check_resumable(self, checkpoint: Checkpoint) -> Checkpoint | None:
         """The checkpoint to resume from, None when there is nothing to do, or ResumeRefused."""
@@ -359,17 +373,32 @@ class ItemRun:
                 rows: list[Row] = []
                 positions: list[int] = []
                 rejected: list[Rejected] = []
+                filtered = 0
                 async for again in source.read_again(after, raw):
                     typed = await anyio.to_thread.run_sync(_shape, transformer, coercion, again)
                     rows += typed.rows
                     positions += typed.positions
                     rejected += typed.rejected
-                return TransformedBatch(rows, positions, rejected, 0, read, raw.cursor)
+                    filtered += typed.filtered
+                return TransformedBatch(rows, positions, rejected, filtered, read, raw.cursor)
 
             failpoints.hit("after_read")
             if not await self._await_control():
                 break
-            if transformer.text_safe(raw.rows):
+            if self._staged is not None:
+                if (
+                    raw.copy_format is not None
+                    and raw.copy_data is not None
+                    and transformer.text_safe(raw.rows, staged=True)
+                ):
+                    copy_staged = (raw.copy_format, raw.copy_data)
+                    await self._send(send, TextBatch(batch, retype, copy_staged, self._staged))
+                else:  # a batch the file does not hand over as it is: transformed here
+                    typed = await retype()
+                    typed.rejected[:0] = raw.rejected
+                    typed.nbytes = raw.nbytes
+                    await self._send(send, typed)
+            elif transformer.text_safe(raw.rows):
                 copy = (
                     (raw.copy_format, raw.copy_data)
                     if raw.copy_format is not None and raw.copy_data is not None
@@ -423,7 +452,9 @@ class ItemRun:
             async for batch in receive:
                 if self._stopping:
                     failpoints.hit("during_drain")
-                if isinstance(batch, TextBatch):
+                if isinstance(batch, TextBatch) and batch.select is not None:
+                    await self._commit_staged(batch)
+                elif isinstance(batch, TextBatch):
                     await self._commit(batch.batch, batch.retype, copy=batch.copy)
                 else:
                     await self._commit(batch)
@@ -499,9 +530,16 @@ class ItemRun:
             rejected += refused
             await self._write(rows, checkpoint_for(len(rows), len(rejected)), commit=True)
         self._checkpoint = checkpoint_for(len(rows), len(rejected))
+        await self._committed(previous, batch, len(rejected))
+
+    async def _committed(
+        self, previous: Checkpoint, batch: TransformedBatch, rejected: int
+    ) -> None:
+        """After a batch's commit: the totals, the state record, the event."""
+        checkpoint = self._current()
         failpoints.hit("after_commit")
         self._totals = dataclasses.replace(
-            _totals_of(self._checkpoint),
+            _totals_of(checkpoint),
             nbytes=self._totals.nbytes + batch.nbytes,
             retries=self._totals.retries,
             failures=self._totals.failures,
@@ -510,17 +548,54 @@ class ItemRun:
         failpoints.hit("after_state")
         self.bus.publish(
             BatchProcessed(
-                item.name,
-                seq,
+                self.item.name,
+                checkpoint.batches,
                 batch.read,
-                self._checkpoint.rows_written - previous.rows_written,
-                len(rejected),
-                batch.filtered,
+                checkpoint.rows_written - previous.rows_written,
+                rejected,
+                checkpoint.rows_filtered - previous.rows_filtered,
                 batch.nbytes,
                 batch.cursor,
                 self._totals,
             )
         )
+
+    async def _commit_staged(self, staged: TextBatch) -> None:
+        """A batch whose whole transform the destination runs (`transforms/staging.py`): its
+        text copied into a temporary table, the rows made by one INSERT ... SELECT, and the
+        checkpoint counting what that INSERT wrote (the rest WHERE dropped), in one
+        transaction. A batch the server refuses goes the typed way, row by row."""
+        batch, previous = staged.batch, self._current()
+        destination = self.destination
+        assert isinstance(destination, StagingDestination)
+        assert staged.copy is not None
+        assert staged.select is not None
+        assert not batch.rejected  # a file hands over its text only when nothing was rejected
+        names = self.source_schema_names
+
+        def checkpoint_of(written: int) -> Checkpoint:
+            return dataclasses.replace(
+                previous,
+                cursor=batch.cursor,
+                batches=previous.batches + 1,
+                rows_read=previous.rows_read + batch.read,
+                rows_written=previous.rows_written + written,
+                rows_filtered=previous.rows_filtered + len(batch.rows) - written,
+            )
+
+        copy, select, target, schema = staged.copy, staged.select, self.item.target, self._schema
+        assert schema is not None
+        try:
+            written = await self._retry(
+                lambda: destination.write_staged(target, schema, names, copy, select, checkpoint_of)
+            )
+        except RowError:
+            typed = await staged.retype()
+            typed.nbytes = batch.nbytes
+            await self._commit(typed)
+            return
+        self._checkpoint = checkpoint_of(written)
+        await self._committed(previous, batch, 0)
 
     def _last_per_key(self, rows: list[Row], positions: list[int]) -> tuple[list[Row], list[int]]:
         """For an upsert, the last row of each key in the batch: applying the rows one by one
@@ -736,9 +811,8 @@ class TextBatch:
 
     batch: TransformedBatch
     retype: Callable[[], Awaitable[TransformedBatch]]
-    copy: tuple[CopyFormat, str | bytes] | None = (
-        None  # the source's own encoding (RawBatch.copy_data)
-    )
+    copy: tuple[CopyFormat, str | bytes] | None = None  # the source's encoding (RawBatch)
+    select: str | None = None  # staged: the SELECT that makes the rows from the copied text
 
 
 Queued = TransformedBatch | TextBatch

@@ -91,6 +91,8 @@ class Transformer:
         source_code: str,
         loop: BatchFunction,
         text_checks: tuple[int, ...] | None = None,
+        casts: dict[str, str] | None = None,
+        staging_checks: tuple[int, ...] | None = None,
     ) -> None:
         self._source_schema = source_schema
         self._schema = schema
@@ -102,6 +104,8 @@ class Transformer:
         self.source_code = source_code  # the generated Python, for debugging
         self._loop = loop  # the per-row function, also for batches `select` cannot take
         self._text_checks = text_checks
+        self.casts = casts or {}  # source column -> the type its CAST rule converts it to
+        self._staging_checks = staging_checks
 
     @property
     def schema(self) -> Schema:
@@ -123,10 +127,17 @@ class Transformer:
         with the same result as this transform (see `_Builder.text_checks`)."""
         return self._text_checks is not None
 
-    def text_safe(self, rows: Sequence[Row]) -> bool:
+    @property
+    def stages(self) -> bool:
+        """True when the destination may run this transform's CASTs in SQL with the same
+        result (every CAST from text to a type PostgreSQL reads as this stage converts it); the
+        rest of the transform is `stratum.transforms.staging`'s to express."""
+        return self._staging_checks is not None
+
+    def text_safe(self, rows: Sequence[Row], *, staged: bool = False) -> bool:
         """Whether these text rows may be parsed by the destination: no date or timestamp
         value that is cast carries a UTC offset. One regular-expression scan per column."""
-        for index in self._text_checks or ():
+        for index in (self._staging_checks if staged else self._text_checks) or ():
             values = "\n".join(v for row in rows if (v := row[index]) is not None)
             if _OFFSET.search(values):
                 return False
@@ -261,6 +272,7 @@ class _Builder:
             and [n for n, _ in outputs] == self.names
         )
         text_checks = self.text_checks(used_casts, where is None and not computes and everything)
+        staging_checks = self.text_checks(used_casts, True)
         generator = _Generator(namespace, self.source, self.names)
         source_code, function = generator.function(
             casts=used_casts,
@@ -288,6 +300,8 @@ class _Builder:
             source_code=source_code,
             loop=function,
             text_checks=text_checks,
+            casts={self.names[i]: cast.target.name for i, cast in sorted(used_casts.items())},
+            staging_checks=staging_checks,
         )
 
     def text_checks(self, casts: dict[int, _Cast], plain: bool) -> tuple[int, ...] | None:

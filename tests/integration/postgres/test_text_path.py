@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 from pathlib import Path
 
+import pytest
+
+from stratum.runtime.pipeline import TEXT_LOAD_ENV
 from tests.support.databases import ThrowawayDatabase
 from tests.support.migrate import Migrate, events
 from tests.support.sql import my, pg
@@ -29,6 +33,17 @@ def write(tmp_path: Path, url: str, table: str, body: str, extra: str = "") -> M
     return Migrate(plan, tmp_path / f"state_{table}")
 
 
+def run_with_load(migrate: Migrate, load: str) -> subprocess.CompletedProcess[str]:
+    """`stratum migrate`, on the pass-through path ("text") or forced to convert every value
+    in Python ("rows", STRATUM_TEXT_LOAD=off), to compare the two."""
+    env = migrate.env()
+    if load == "rows":
+        env[TEXT_LOAD_ENV] = "off"
+    return subprocess.run(
+        migrate.command(), env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
 BODY = (
     '1,1.50,2024-01-02,2024-01-02 03:04:05,t,"{""a"": [1, 2.5]}","say ""hi"", ok"\n'
     "2,-0.01,2024-02-29,2024-02-29T23:59:59.123456,yes,null,\n"
@@ -43,9 +58,9 @@ def test_the_text_path_loads_what_the_typed_path_loads(
 ) -> None:
     url = postgres_database.url
     text = write(tmp_path, url, "via_text", BODY)
-    typed = write(tmp_path, url, "via_rows", BODY, "COMPUTE forced = 1")  # not plain: typed
+    typed = write(tmp_path, url, "via_rows", BODY)
     for migrate, load in ((text, "text"), (typed, "rows")):
-        done = migrate.run()
+        done = run_with_load(migrate, load)
         assert done.returncode == 0, done.stderr
         assert [e["load"] for e in events(done.stderr, "item_started")] == [load]
     columns = "id, amount, day, at, paid, doc, note"
@@ -95,12 +110,15 @@ def test_a_timestamp_with_an_offset_is_converted_as_the_typed_path_does(
     ]
 
 
+@pytest.mark.parametrize("transform", ["", "COMPUTE cents = amount * 100"])
 def test_a_killed_text_load_resumes_exactly(
-    tmp_path: Path, postgres_database: ThrowawayDatabase
+    tmp_path: Path, postgres_database: ThrowawayDatabase, transform: str
 ) -> None:
+    """Loaded as text, and with the transform run by PostgreSQL over the staged text."""
     url = postgres_database.url
     body = "".join(f"{i},{i}.25,2024-01-02,2024-01-02 03:04:05,t,{i},n{i}\n" for i in range(1, 301))
-    migrate = write(tmp_path, url, "killed", body)
+    table = "killed_staged" if transform else "killed"
+    migrate = write(tmp_path, url, table, body, transform)
     killed = migrate.run("after_commit=kill@20")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     done = migrate.run()
@@ -108,7 +126,7 @@ def test_a_killed_text_load_resumes_exactly(
     assert [(e["load"], e["resumed_from"]) for e in events(done.stderr, "item_started")] == [
         ("text", 60)
     ]
-    assert pg(url, "SELECT count(*), count(DISTINCT id), sum(amount) FROM killed") == [
+    assert pg(url, f"SELECT count(*), count(DISTINCT id), sum(amount) FROM {table}") == [
         (300, 300, sum(i + 0.25 for i in range(1, 301)))
     ]
 
@@ -142,3 +160,47 @@ def test_mariadb_values_postgresql_refuses_are_rejected_the_typed_way(
     assert "30:00:00" in lines[0]["reason"]
     ids = [r[0] for r in pg(postgres_database.url, "SELECT id FROM clocks ORDER BY id")]
     assert ids == [i for i in range(1, 21) if i not in (7, 12)]
+
+
+STAGED = "COMPUTE cents = amount * 100, day_after = day + 1 WHERE paid AND note <> 'skip'"
+
+
+def test_a_transform_run_by_postgresql_loads_what_the_typed_path_loads(
+    tmp_path: Path, postgres_database: ThrowawayDatabase
+) -> None:
+    url = postgres_database.url
+    body = BODY + "6,1,2024-01-01,2024-01-01 00:00:00,t,1,skip\n"
+    staged = write(tmp_path, url, "staged", body, STAGED)
+    done = staged.run(extra=("--summary", str(tmp_path / "staged.json")))
+    assert done.returncode == 0, done.stderr
+    assert [e["load"] for e in events(done.stderr, "item_started")] == ["text"]
+    typed_run = run_with_load(write(tmp_path, url, "typed", body, STAGED), "rows")
+    assert typed_run.returncode == 0, typed_run.stderr
+    assert [e["load"] for e in events(typed_run.stderr, "item_started")] == ["rows"]
+    columns = "id, amount, day, at, paid, doc, note, cents, day_after"
+    assert pg(url, f"SELECT {columns} FROM staged EXCEPT SELECT {columns} FROM typed") == []
+    assert pg(url, f"SELECT {columns} FROM typed EXCEPT SELECT {columns} FROM staged") == []
+    (item,) = json.loads((tmp_path / "staged.json").read_text())["items"]
+    # 3, 4 and 5 are not paid; 2's note is NULL (NULL <> 'skip' is not true); 6 is skipped
+    assert (item["rows_read"], item["rows_written"], item["rows_filtered"]) == (6, 1, 5)
+
+
+def test_a_staged_batch_the_server_refuses_is_transformed_in_python_with_its_rejects(
+    tmp_path: Path, postgres_database: ThrowawayDatabase
+) -> None:
+    url = postgres_database.url
+    body = (
+        "1,1.50,2024-01-02,2024-01-02 03:04:05,t,1,a\n"
+        "2,oops,2024-01-02,2024-01-02 03:04:05,t,1,b\n"
+        "3,2,2024-01-02,2024-01-02 03:04:05,f,1,c\n"
+    )
+    migrate = write(tmp_path, url, "refused", body, STAGED)
+    done = migrate.run(extra=("--summary", str(tmp_path / "summary.json")))
+    assert done.returncode == 0, done.stderr
+    (item,) = json.loads((tmp_path / "summary.json").read_text())["items"]
+    assert (item["rows_read"], item["rows_written"], item["rows_rejected"]) == (3, 1, 1)
+    assert item["rows_filtered"] == 1
+    (line,) = [json.loads(x) for x in Path(item["reject_file"]).read_text().splitlines()]
+    assert line["position"] == 3
+    assert "oops" in line["reason"]
+    assert pg(url, "SELECT id, cents FROM refused") == [(1, 150)]

@@ -50,7 +50,7 @@ so that `remaining_options` leaves only the rest to the Transformer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeAlias
 
@@ -59,7 +59,7 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
 from stratum.connectors.base import Column, Cursor
-from stratum.errors import ConfigError
+from stratum.errors import ConfigError, SourceError
 from stratum.plan.model import CastRule, Options, Sql
 from stratum.transforms.compiler import resolve_column, suggest
 from stratum.transforms.types import same_type
@@ -464,3 +464,36 @@ def _generate(tree: exp.Expr, dialect: str) -> str | None:
 def _listing(names: Sequence[str]) -> str:
     shown = ", ".join(names[:12])
     return shown + (f", ... ({len(names)} columns)" if len(names) > 12 else "")
+
+
+async def refused(
+    pushed: Sequence[Pushed],
+    probe: Callable[[str], Awaitable[object]],
+    table: str,
+    *,
+    who: str,
+    server: str,
+    error: Exception,
+    describe: Callable[[BaseException], str],
+    limit: str = "",
+) -> SourceError:
+    """The error naming the first pushed-down expression the server refuses on its own, found by
+    running `probe` on a SELECT of each from `table` (`limit` appended: " LIMIT 0" where the
+    server would otherwise run it); the server's words for why."""
+    for expression in pushed:
+        sql = (
+            f"SELECT 1 FROM {table} WHERE {expression.sql}{limit}"
+            if expression.label == "WHERE"
+            else f"SELECT {expression.sql} FROM {table}{limit}"
+        )
+        try:
+            await probe(sql)
+        except SourceError as exc:  # the server refuses it: say so in its words
+            cause = exc.__cause__
+            reason = describe(cause) if cause is not None else str(exc)
+            return SourceError(
+                f"{who}: {server} refuses {expression.label} {expression.written!r} "
+                f"(sent as {expression.sql!r}): {reason}"
+            )
+    shown = "; ".join(f"{p.label} {p.written!r}" for p in pushed)
+    return SourceError(f"{who}: {server} refuses the SELECT pushed down to it ({shown}): {error}")

@@ -29,7 +29,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from smql import ItemKind, OnError
-from stratum.connectors.base import SchemaDestination
+from stratum.connectors.base import Destination, SchemaDestination
 from stratum.connectors.registry import ConnectorFactory, Connectors
 from stratum.errors import ConfigError, StratumError
 from stratum.plan.model import MigrationPlan, PlanItem
@@ -241,14 +241,7 @@ class MigrationExecutor:
             run_child=run_child,
             parallel=self.plan.settings.parallel,
         )
-        self._parents[item.name] = run
-        try:
-            return await run.run()
-        finally:
-            self._children.extend(run.children)
-            del self._parents[item.name]
-            with anyio.CancelScope(shield=True):
-                await destination.close()
+        return await self._run_parent(run, destination)
 
     async def _run_partitioned(
         self,
@@ -304,12 +297,18 @@ class MigrationExecutor:
             # for PARTITIONS itself is told why it cannot have them
             run_whole=run_whole if source_table is not None else None,
         )
-        self._parents[item.name] = run
+        return await self._run_parent(run, destination)
+
+    async def _run_parent(self, run: FanOutRun, destination: Destination) -> ItemResult:
+        """Run an item that fans out (stop() reaches it while it runs); its children's results
+        join the summary, and its destination is closed whatever happens."""
+        name = run.item.name
+        self._parents[name] = run
         try:
             return await run.run()
         finally:
             self._children.extend(run.children)
-            del self._parents[item.name]
+            del self._parents[name]
             with anyio.CancelScope(shield=True):
                 await destination.close()
 

@@ -109,6 +109,7 @@ from stratum.connectors.pushdown import (
     Pushed,
     incremental_order,
     plan_pushdown,
+    refused,
     select_sql,
     selection,
     transpile_query,
@@ -301,25 +302,22 @@ class _MySQLReader:
         self, conn: MySQLConnection, pushed: Sequence[Pushed], error: SourceError
     ) -> SourceError:
         """The error naming the first pushed-down expression the server refuses alone."""
+
+        async def probe(sql: str) -> object:
+            with conn.translated(f"checking the SELECT of {self.name}"):
+                return await conn.fetchall(sql)
+
         who = f"item '{self._item}'" if self._item else self.name
-        for expression in pushed:
-            probe = (
-                f"SELECT 1 FROM {self._from} WHERE {expression.sql} LIMIT 0"
-                if expression.label == "WHERE"
-                else f"SELECT {expression.sql} FROM {self._from} LIMIT 0"
-            )
-            try:
-                with conn.translated(f"checking {expression.label} of {self.name}"):
-                    await conn.fetchall(probe)
-            except SourceError as exc:  # the server refuses it: say so in its words
-                cause = exc.__cause__
-                reason = describe(cause) if cause is not None else str(exc)
-                return SourceError(
-                    f"{who}: MySQL refuses {expression.label} {expression.written!r} "
-                    f"(sent as {expression.sql!r}): {reason}"
-                )
-        shown = "; ".join(f"{p.label} {p.written!r}" for p in pushed)
-        return SourceError(f"{who}: MySQL refuses the SELECT pushed down to it ({shown}): {error}")
+        return await refused(
+            pushed,
+            probe,
+            self._from,
+            who=who,
+            server="MySQL",
+            error=error,
+            describe=describe,
+            limit=" LIMIT 0",
+        )
 
     # --- reading ------------------------------------------------------------------------------
 

@@ -108,6 +108,7 @@ from stratum.connectors.pushdown import (
     Pushed,
     incremental_order,
     plan_pushdown,
+    refused,
     select_sql,
     selection,
     transpile_query,
@@ -491,26 +492,20 @@ class _PostgresReader:
         self, conn: Any, pushed: Sequence[Pushed], error: SourceError
     ) -> SourceError:
         """The error naming the first pushed-down expression the server refuses alone."""
+
+        async def probe(sql: str) -> object:
+            with self._translated(f"checking the SELECT of {self._name}"):
+                return await conn.prepare(sql)  # prepared, not run
+
         who = f"item '{self._item}'" if self._item else self._name
-        for expression in pushed:
-            probe = (
-                f"SELECT 1 FROM {self._from} WHERE {expression.sql}"
-                if expression.label == "WHERE"
-                else f"SELECT {expression.sql} FROM {self._from}"
-            )
-            try:
-                with self._translated(f"checking {expression.label} of {self._name}"):
-                    await conn.prepare(probe)
-            except SourceError as exc:  # the server refuses it: say so in its words
-                cause = exc.__cause__
-                reason = _describe_error(cause) if cause is not None else str(exc)
-                return SourceError(
-                    f"{who}: PostgreSQL refuses {expression.label} {expression.written!r} "
-                    f"(sent as {expression.sql!r}): {reason}"
-                )
-        shown = "; ".join(f"{p.label} {p.written!r}" for p in pushed)
-        return SourceError(
-            f"{who}: PostgreSQL refuses the SELECT pushed down to it ({shown}): {error}"
+        return await refused(
+            pushed,
+            probe,
+            self._from,
+            who=who,
+            server="PostgreSQL",
+            error=error,
+            describe=_describe_error,
         )
 
     # --- reading ------------------------------------------------------------------------------

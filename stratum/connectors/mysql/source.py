@@ -855,12 +855,25 @@ class MySQLQuerySource(_MySQLReader):
                 source="the query",
                 query=True,
             )
+        # a FLOAT is read as the DOUBLE it stores (see _exact_floats): the query's columns are
+        # then named one by one instead of `*`
+        floats = any(t.data_type == "float" for t in self._types)
+        items = (
+            tuple(
+                f"CAST({quote(n)} AS DOUBLE) AS {quote(n)}" if t.data_type == "float" else quote(n)
+                for n, t in zip(names, self._types, strict=True)
+            )
+            if floats
+            else ("*",)
+        )
         if order:
-            self._items = ("*",)
+            self._items = items
             self._from = f"({text}) AS {quote('q')}"
             self._key_at = tuple(names.index(k) for k in order)
             self._key_types = tuple(self._types[i] for i in self._key_at)
             self._key = order
+        elif floats:
+            self._plain = f"SELECT {', '.join(items)} FROM ({text}) AS {quote('q')}"
         else:
             self._plain = text
         self._schema = Schema(columns, key)

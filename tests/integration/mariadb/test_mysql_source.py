@@ -13,7 +13,9 @@ import pytest
 
 from stratum.connectors.base import Column, Cursor, RawBatch, Source
 from stratum.connectors.mysql import MySQLTableSource, connect, pg_type
+from stratum.connectors.mysql.source import MySQLQuerySource
 from stratum.errors import ConfigError, ConnectionLost, SourceError
+from stratum.plan.model import Sql
 from tests.support.databases import ThrowawayDatabase
 from tests.support.sources import rows_of, table_ref
 
@@ -474,8 +476,14 @@ async def test_a_float_arrives_with_every_bit_it_stores(
         await conn.execute("COMMIT")
     finally:
         await conn.close()
-    async with MySQLTableSource(mariadb_database.url, table_ref("floats")) as source:
-        rows = [row async for batch in source.read(None, 10) for row in batch.rows]
     float32 = struct.unpack("f", struct.pack("f", 1.2345678))[0]
-    assert rows == [(1, float32, 1.2345678), (2, None, 0.0)]
     assert float32 != 1.23457
+    query = Sql("SELECT id, f, d FROM floats", "mysql")
+    for source in (
+        MySQLTableSource(mariadb_database.url, table_ref("floats")),
+        MySQLQuerySource(mariadb_database.url, query, ("id",)),  # keyed: read in key order
+        MySQLQuerySource(mariadb_database.url, query),  # keyless: read whole
+    ):
+        async with source:
+            rows = [row async for batch in source.read(None, 10) for row in batch.rows]
+        assert sorted(rows, key=lambda r: r[0]) == [(1, float32, 1.2345678), (2, None, 0.0)]

@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -106,8 +107,16 @@ def measure(
     env: dict[str, str] | None = None,
 ) -> Measured:
     """Runs `command` in a fresh process and measures it: the wall time from start to exit and
-    the peak resident set size of that very process (`wait4`'s rusage, not the children's
-    total), killing its process group after `timeout` seconds."""
+    the peak resident set size of that very process, killing its process group after `timeout`
+    seconds. The peak comes from GNU time when it is installed: a child forked from this (large)
+    process starts with this process's peak as its own, so `wait4`'s figure for it would report
+    the benchmark's memory, not Stratum's; GNU time is small, so the child it forks is not."""
+    report = None
+    if os.path.exists(_GNU_TIME):
+        handle, name = tempfile.mkstemp(prefix="bench-rss-")
+        os.close(handle)
+        report = Path(name)
+        command = [_GNU_TIME, "-f", "%M", "-o", str(report), *command]
     start = time.perf_counter()
     child = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env, start_new_session=True)
     reaped: list[tuple[int, float, int]] = []
@@ -132,7 +141,14 @@ def measure(
     finally:
         child.returncode = reaped[0][0] if reaped else -1  # reaped here, not by Popen
     returncode, end, max_rss_kb = reaped[0]
+    if report is not None:
+        with contextlib.suppress(ValueError, IndexError):  # killed: GNU time wrote nothing
+            max_rss_kb = int(report.read_text(encoding="utf-8").split()[-1])
+        report.unlink(missing_ok=True)
     return Measured(returncode, end - start, max_rss_kb / 1024, timed_out)
+
+
+_GNU_TIME = "/usr/bin/time"
 
 
 def _kill(pid: int) -> None:

@@ -14,9 +14,9 @@ A probe (`commit=False`) does the same and rolls back. The statement cache is of
 describes a COPY's target once per call instead of trusting a description cached before a table
 was dropped and created again with other types. Values are encoded as `_codecs` says.
 
-A target Stratum creates gets the item's column types, with two adjustments: `bit varying(n)`
-is written `varbit(n)` (the same type; sqlglot does not read the long spelling), and a type the
-target database does not have (`to_regtype` finds nothing: an enum or a domain of the source
+A target Stratum creates gets the item's column types (`bit varying(n)` is read by
+`connectors.sql.parse_type`, which spells it `varbit(n)`), except that a type the target
+database does not have (`to_regtype` finds nothing: an enum or a domain of the source
 database, which a table copy does not bring along) becomes `text`, into which the engine
 converts the values exactly (an enum's label, a domain's base value as text).
 
@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
@@ -242,10 +241,9 @@ class PostgresDestination:
         schema_name, table = self._names(target)
         qualified = _qualified(schema_name, table)
         quoted_schema = quote(schema_name, _DIALECT)
-        creatable = _creatable(schema)
         # a bad type fails here, before anything is done; with "create" done there is no schema
         create = (
-            "" if "create" in checkpoint.steps else create_table_sql(qualified, creatable, _DIALECT)
+            "" if "create" in checkpoint.steps else create_table_sql(qualified, schema, _DIALECT)
         )
 
         async def steps(conn: Any) -> Checkpoint:
@@ -258,8 +256,8 @@ class PostgresDestination:
                     await conn.execute("SELECT pg_advisory_xact_lock($1)", _DDL_LOCK)
                     if not await conn.fetchval(_SCHEMA_EXISTS, schema_name):
                         await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted_schema}")
-                    known = await _known_types(conn, creatable)
-                    if known is not creatable:
+                    known = await _known_types(conn, schema)
+                    if known is not schema:
                         create_sql = create_table_sql(qualified, known, _DIALECT)
                     else:
                         create_sql = create
@@ -550,19 +548,7 @@ async def _rollback(transaction: Any) -> None:
         await transaction.rollback()
 
 
-_BIT_VARYING = re.compile(r"\s*bit\s+varying\s*(\(\s*\d+\s*\))?\s*", re.IGNORECASE)
 _KNOWN_TYPES = "SELECT t, to_regtype(t) IS NOT NULL FROM unnest($1::text[]) AS t"
-
-
-def _creatable(schema: Schema) -> Schema:
-    """`schema` with the types sqlglot cannot read spelt so that it can: `bit varying(n)` is
-    PostgreSQL's `varbit(n)`."""
-    columns = []
-    for column in schema.columns:
-        found = _BIT_VARYING.fullmatch(column.type)
-        spelt = "varbit" + "".join((found.group(1) or "").split()) if found else column.type
-        columns.append(replace(column, type=spelt))
-    return replace(schema, columns=tuple(columns))
 
 
 async def _known_types(conn: Any, schema: Schema) -> Schema:

@@ -503,10 +503,8 @@ class _MySQLReader:
         if upto is not None:
             _add(conditions, params, _at_most(keys, self._decode_cursor(upto)))
         order = keys
-        if items is not None:  # by position: a text column may carry the key's name
-            found = self._text_items()
-            assert not isinstance(found, str)
-            order = [str(i + 1) for i in found[1]]
+        if items is not None:  # by position: the key's typed columns follow the line
+            order = [str(i + 2) for i in range(len(keys))]
         return select_sql(selected, source, conditions, order), params
 
     def _decode_cursor(self, after: Cursor) -> list[Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -53,7 +54,7 @@ def add_totals(results: list[ItemResult]) -> Totals:
 
 
 @dataclass
-class FanOutRun:
+class FanOutRun(ABC):
     """The parent of child items; subclasses implement `_run`."""
 
     plan: MigrationPlan
@@ -86,8 +87,9 @@ class FanOutRun:
             self.bus.publish(ErrorOccurred(self.item.name, str(exc), False))
             return await self._end(Outcome.FAILED, str(exc))
 
+    @abstractmethod
     async def _run(self) -> ItemResult:
-        raise NotImplementedError
+        """The item's own work: its children and its steps."""
 
     # --- shared steps ---------------------------------------------------------------------
 

@@ -123,7 +123,6 @@ class ItemRun:
     _superseded: int = field(default=0, init=False)  # upsert rows replaced within their batch
     _text: TextSource | None = field(default=None, init=False)  # the pass-through path's source
     _staged: str | None = field(default=None, init=False)  # the staged transform's SELECT
-    source_schema_names: tuple[str, ...] = field(default=(), init=False)
     _budget: ByteBudget = field(default_factory=lambda: ByteBudget(QUEUE_BYTES), init=False)
 
     def __post_init__(self) -> None:
@@ -259,7 +258,6 @@ class ItemRun:
                 transformer.source_schema, transformer, self.item.options, STAGE
             )
             if self._staged is not None:
-                self.source_schema_names = transformer.source_schema.names
                 return source
         return None
 
@@ -571,7 +569,7 @@ class ItemRun:
         assert staged.copy is not None
         assert staged.select is not None
         assert not batch.rejected  # a file hands over its text only when nothing was rejected
-        names = self.source_schema_names
+        names = (await self.source.schema()).names  # the stage's columns: the file's
 
         def checkpoint_of(written: int) -> Checkpoint:
             return dataclasses.replace(

@@ -92,6 +92,7 @@ import contextlib
 import dataclasses
 import re
 import secrets
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -159,7 +160,7 @@ class _Described:
     nullable: bool
 
 
-class _MySQLReader:
+class _MySQLReader(ABC):
     """What the table and the query source share: reads in one snapshot on an unbuffered
     cursor, cursors and bounds, split(), values converted as types.py says. A subclass's
     `open` fills in what is read (see the module docstring)."""
@@ -228,8 +229,9 @@ class _MySQLReader:
         return self._bounds
 
     @property
+    @abstractmethod
     def name(self) -> str:
-        raise NotImplementedError
+        """What is read, for messages."""
 
     @property
     def applied(self) -> frozenset[str]:
@@ -244,8 +246,9 @@ class _MySQLReader:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
+    @abstractmethod
     async def open(self) -> None:
-        raise NotImplementedError
+        """Learn what is read: its columns, their types, its key. Idempotent."""
 
     async def close(self) -> None:
         """Drop the connections of reads that were abandoned without being closed."""

@@ -91,6 +91,7 @@ import dataclasses
 import difflib
 import json
 import math
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -292,7 +293,7 @@ _COPY_ESCAPES = (
 )
 
 
-class _PostgresReader:
+class _PostgresReader(ABC):
     """What the table and the query source share: the connection, the read in one snapshot
     through a server-side cursor, cursors and bounds, split() and error translation. A
     subclass's `_introspect` fills in what is read (see the module's docstring)."""
@@ -329,9 +330,9 @@ class _PostgresReader:
         self._lock = anyio.Lock()
 
     @property
+    @abstractmethod
     def _name(self) -> str:
         """What is read, for messages."""
-        raise NotImplementedError
 
     @property
     def _who(self) -> str:
@@ -407,11 +408,12 @@ class _PostgresReader:
             raise
         self._conn = conn
 
-    def _check_names(self) -> None:
+    def _check_names(self) -> None:  # noqa: B027 (a hook: a query has nothing to check)
         """ConfigError for what cannot be read at all, before connecting."""
 
+    @abstractmethod
     async def _introspect(self, conn: Any) -> None:
-        raise NotImplementedError
+        """Describe what is read, on `conn`: its columns, their types, its key."""
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None

@@ -252,3 +252,35 @@ def test_build_reads_the_clock_once() -> None:
 def test_generated_source_is_kept_for_debugging() -> None:
     transformer = build(ORDERS, where="amount > 1")
     assert "def _transform" in transformer.source_code
+
+
+@pytest.mark.parametrize(
+    ("value", "safe"),
+    [
+        ("2024-01-02 03:04:05", True),
+        ("2024-01-02", True),
+        ("2024-01-02 03:04:05+02", False),
+        ("2024-01-02 03:04:05-05:30", False),
+        ("2024-01-02T03:04:05.123456+0100", False),
+        ("2024-01-02 03:04:05+02   ", False),  # the offset sits behind trailing white space
+        ("2024-01-02 03:04:05+02:00 \t ", False),
+        ("1-05", False),  # shorter than the tail the scan looks at
+        ("2024-01-02 03:04:05 \n", True),  # trailing white space without an offset
+        ("20240102T030405+0200", False),
+        ("2024-01-02T03-05", False),
+        ("2024-01-02-05", False),  # read as 05:00 by the typed path: not a bare date
+        ("0009-12-04", True),
+    ],
+)
+def test_text_safe_finds_an_offset_at_the_end_of_any_value(value: str, safe: bool) -> None:
+    transformer = build(schema(("at", "text")), casts=[("column", "at", "timestamp")])
+    assert transformer.passes_text
+    rows = [("2024-01-01 00:00:00",), (None,), (value,), ("2024-01-03 10:00",)]
+    assert transformer.text_safe(rows) is safe
+
+
+def test_bare_dates_pass_as_text() -> None:
+    """A date's day looks like an offset ("1-02"): the check must not send every date typed."""
+    transformer = build(schema(("on", "text")), casts=[("column", "on", "date")])
+    assert transformer.text_safe([("2024-01-02",), ("1999-12-31",), (None,), ("0009-12-04",)])
+    assert not transformer.text_safe([("2024-01-02",), ("2024-01-02 10:00+02",)])

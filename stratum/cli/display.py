@@ -30,6 +30,8 @@ from stratum.runtime.events import (
     MigrationCompleted,
     MigrationStarted,
     Notice,
+    StageFinished,
+    StageReport,
 )
 from stratum.runtime.executor import RunSummary
 from stratum.runtime.pipeline import ItemResult
@@ -143,6 +145,8 @@ class EventLog:
             )
         elif isinstance(event, Notice):
             self.log.warning("notice", item=event.item, message=event.message)
+        elif isinstance(event, StageFinished):
+            self.log.info("stage_finished", item=event.item, **stage_fields(event.report))
         elif isinstance(event, MigrationCompleted):
             self.log.info(
                 "migration_completed",
@@ -175,6 +179,74 @@ def summary_table(summary: RunSummary, plan_path: str) -> Table:
             rate,
         )
     return table
+
+
+def stage_table(summary: RunSummary) -> Table | None:
+    """The stages' own figures (None when the run had none): where each ran, what it read,
+    deduplicated, filtered, dropped, quarantined and flagged, and its rules' counts."""
+    staged = [r for r in summary.results if r.stage is not None]
+    if not staged:
+        return None
+    table = Table(title="stages", title_justify="left")
+    headers = ("item", "batch", "in", "out", "dedup", "filter", "drop", "quarantine", "flag")
+    for name in (*headers, "ok"):
+        table.add_column(name, justify="left" if name == "item" else "right")
+    for result in staged:
+        report = result.stage
+        assert report is not None
+        rate = report.success_rate
+        table.add_row(
+            result.item,
+            "-" if report.batch is None else str(report.batch),
+            "-" if report.records_in is None else f"{report.records_in:,}",
+            f"{report.records_out:,}",
+            f"{report.deduplicated:,}",
+            f"{report.filtered:,}",
+            f"{report.dropped:,}",
+            f"{report.quarantined:,}",
+            f"{report.flagged:,}",
+            "-" if rate is None else f"{rate:.1%}",
+        )
+    return table
+
+
+def stage_notes(results: Iterable[ItemResult]) -> list[str]:
+    """Where each stage ran, and one line per EXPECT rule: how many rows failed it."""
+    notes = []
+    for result in results:
+        if result.stage is None:
+            continue
+        notes.append(f"{result.item}: ran as {result.stage.runs}")
+        for rule in result.stage.rules:
+            notes.append(
+                f"{result.item}: EXPECT {rule.rule} ELSE {rule.action.upper()}: "
+                f"{rule.failed:,} row(s) failed"
+            )
+    return notes
+
+
+def stage_fields(report: StageReport) -> dict[str, Any]:
+    """A stage report as plain values (log lines, the JSON summary)."""
+    return {
+        "kind": report.kind,
+        "layer": report.layer,
+        "batch": report.batch,
+        "runs": report.runs,
+        "records_in": report.records_in,
+        "records_out": report.records_out,
+        "deduplicated": report.deduplicated,
+        "filtered": report.filtered,
+        "dropped": report.dropped,
+        "quarantined": report.quarantined,
+        "flagged": report.flagged,
+        "rules": [{"rule": r.rule, "action": r.action, "failed": r.failed} for r in report.rules],
+        "checksum": report.checksum,
+        "seconds": round(report.seconds, 3),
+        "success_rate": report.success_rate,
+        "rows_per_second": None
+        if report.rows_per_second is None
+        else round(report.rows_per_second, 1),
+    }
 
 
 def result_notes(results: Iterable[ItemResult]) -> list[str]:
@@ -214,6 +286,7 @@ def summary_json(summary: RunSummary, plan_path: str) -> str:
                     "seconds": round(r.elapsed, 3),
                     "message": r.message,
                     "reject_file": r.reject_file,
+                    "stage": None if r.stage is None else stage_fields(r.stage),
                 }
                 for r in summary.results
             ],

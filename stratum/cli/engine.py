@@ -14,7 +14,15 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from stratum.cli.display import EventLog, ProgressBars, result_notes, summary_json, summary_table
+from stratum.cli.display import (
+    EventLog,
+    ProgressBars,
+    result_notes,
+    stage_notes,
+    stage_table,
+    summary_json,
+    summary_table,
+)
 from stratum.errors import ConfigError, PlanError, StateLocked, StateStoreError
 from stratum.plan import load_plan
 from stratum.resilience import RetryPolicy
@@ -109,7 +117,10 @@ def migrate(
         raise typer.Exit(EXIT_INVALID) from None
     out = Console(file=sys.stdout, width=max(Console().width, 100))
     out.print(summary_table(result, str(file)))
-    for note in result_notes(result.results):
+    stages = stage_table(result)
+    if stages is not None:
+        out.print(stages)
+    for note in [*stage_notes(result.results), *result_notes(result.results)]:
         out.print(note, markup=False, highlight=False)
     if summary is not None:
         summary.write_text(summary_json(result, str(file)) + "\n", encoding="utf-8")

@@ -22,9 +22,9 @@ Decimal; destinations write it with every digit, or reject the row.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 from smql import Mode
 from stratum.plan.model import TableRef
@@ -35,6 +35,8 @@ from stratum.plan.model import TableRef
 Cursor: TypeAlias = int | str | list[Any] | None
 
 Row: TypeAlias = tuple[Any, ...]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,4 +307,36 @@ class SchemaDestination(Destination, Protocol):
         given): all in one transaction where DDL is transactional (PostgreSQL); statement by
         statement where it is not (MySQL), which `done` makes safe to redo. A statement the
         server refuses raises DestinationError naming `what`."""
+        ...
+
+
+class SqlSession(Protocol):
+    """One open transaction of a `SqlDestination`. Parameters are `$1`, `$2`... in the SQL."""
+
+    async def execute(self, sql: str, *params: Any) -> None: ...
+
+    async def fetch(self, sql: str, *params: Any) -> list[tuple[Any, ...]]: ...
+
+    async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Write the checkpoint in this transaction."""
+        ...
+
+
+@runtime_checkable
+class SqlDestination(Destination, Protocol):
+    """A destination that runs SQL of Stratum's making inside its own database: the medallion
+    stages and feature tables (`stratum.runtime.stages`)."""
+
+    def relation(self, target: TableRef) -> str:
+        """The table's name, quoted and qualified in the destination's dialect."""
+        ...
+
+    def temporary(self, name: str) -> str:
+        """The name to read a temporary table `name` by (it is created with `CREATE TEMP
+        TABLE` and the name quoted), never a permanent table of the same name."""
+        ...
+
+    async def in_transaction(self, what: str, work: Callable[[SqlSession], Awaitable[T]]) -> T:
+        """`work` in one transaction: committed when it returns, rolled back when it raises.
+        A statement the server refuses raises DestinationError naming `what`."""
         ...

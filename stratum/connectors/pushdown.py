@@ -71,9 +71,12 @@ __all__ = [
     "Pushdown",
     "Pushed",
     "Selection",
+    "cast_targets",
     "incremental_order",
+    "ordering_sql",
     "plan_pushdown",
     "remaining_options",
+    "row_expression",
     "select_sql",
     "selection",
     "source_cursor",
@@ -350,6 +353,49 @@ def _check_unique(names: Sequence[str]) -> None:
                 f"column '{name}' is produced twice (by COLUMNS or COMPUTE); rename one of them"
             )
         seen.add(name)
+
+
+def row_expression(sql: Sql, names: Sequence[str], dialect: str, label: str) -> str:
+    """An expression over one row's columns `names` (a COMPUTE, WHERE or EXPECT), its column
+    references resolved as the transforms resolve them, written in `dialect`. ConfigError when
+    it names no such column, is not a row expression (an aggregate, a subquery...), or cannot
+    be written in `dialect`."""
+    generated = _generate(_expression(sql, names, {}, label), dialect)
+    if generated is None:
+        raise ConfigError(f"{label}: '{sql.text.strip()}' cannot be written in {dialect}")
+    return generated
+
+
+def ordering_sql(sql: Sql, names: Sequence[str], dialect: str, label: str) -> str:
+    """One ORDER BY term (`updated_at DESC`) over the columns `names`, written in `dialect`
+    with its NULLS order made explicit where the dialects differ (sqlglot does)."""
+    try:
+        tree = sqlglot.parse_one(f"SELECT 1 ORDER BY {sql.text}", read=sql.dialect)
+    except SqlglotError as exc:
+        detail = str(exc).split("\n", 1)[0]
+        raise ConfigError(f"{label}: invalid SQL ({sql.dialect}): {detail}") from exc
+    order = tree.args.get("order")
+    terms = order.expressions if isinstance(order, exp.Order) else []
+    if len(terms) != 1 or not isinstance(terms[0], exp.Ordered):
+        raise ConfigError(f"{label}: expected one ORDER BY term, found '{sql.text.strip()}'")
+    term = terms[0].copy()
+    inner = Sql(term.this.sql(sql.dialect), sql.dialect)
+    term.set("this", _expression(inner, names, {}, label))
+    generated = _generate(term, dialect)
+    if generated is None:
+        raise ConfigError(f"{label}: '{sql.text.strip()}' cannot be written in {dialect}")
+    return generated
+
+
+def cast_targets(columns: Sequence[Column], casts: Sequence[CastRule]) -> dict[str, str]:
+    """The type each column is cast to by the CAST rules: matched as `_cast_columns` matches
+    them, a COLUMN rule over any TYPE rule, a later rule over an earlier one of its kind."""
+    by_type: dict[str, str] = {}
+    by_column: dict[str, str] = {}
+    for rule in casts:
+        for name in _cast_columns(columns, (rule,)):
+            (by_type if rule.by == "type" else by_column)[name] = rule.to
+    return by_type | by_column
 
 
 def _cast_columns(columns: Sequence[Column], casts: Sequence[CastRule]) -> set[str]:

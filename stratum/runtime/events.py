@@ -75,6 +75,55 @@ class ItemFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class RuleCount:
+    """How many rows of a stage's batch failed one EXPECT rule."""
+
+    rule: str  # the condition, as written (normalised)
+    action: str  # drop | fail | flag | quarantine
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class StageReport:
+    """What one run of a stage, feature table or dataset did (`stratum.runtime.stages`); the
+    same figures go to the destination's bookkeeping table, `stratum.stage_batches`."""
+
+    kind: str  # "stage", "features", "dataset"
+    layer: str  # the target's schema: bronze, silver, gold, features...
+    batch: int | None  # None: nothing new to process (MODE incremental)
+    runs: str  # where the SQL ran: "sql in <connection>" or "streamed from <c> into <c>"
+    records_in: int | None  # rows read from the input (None: a query's, not counted)
+    records_out: int
+    deduplicated: int = 0
+    filtered: int = 0
+    dropped: int = 0
+    quarantined: int = 0
+    flagged: int = 0
+    rules: tuple[RuleCount, ...] = ()
+    checksum: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def success_rate(self) -> float | None:
+        """The share of the rows read that reached the target (None when not counted)."""
+        if not self.records_in:
+            return None
+        return self.records_out / self.records_in
+
+    @property
+    def rows_per_second(self) -> float | None:
+        rows = self.records_in if self.records_in is not None else self.records_out
+        return rows / self.seconds if self.seconds > 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class StageFinished:
+    item: str
+    report: StageReport
+    at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True, slots=True)
 class Notice:
     """Something a user should know that is not an error (a name truncated to fit the
     target, a default that could not be translated)."""
@@ -109,6 +158,7 @@ Event: TypeAlias = (
     | ItemFinished
     | ErrorOccurred
     | Notice
+    | StageFinished
     | MigrationCompleted
 )
 Subscriber: TypeAlias = Callable[[Event], None]

@@ -29,7 +29,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from smql import ItemKind, OnError
-from stratum.connectors.base import Destination, SchemaDestination
+from stratum.connectors.base import Destination, SchemaDestination, SqlDestination
 from stratum.connectors.registry import ConnectorFactory, Connectors
 from stratum.errors import ConfigError, StratumError
 from stratum.plan.model import MigrationPlan, PlanItem
@@ -55,6 +55,8 @@ EXIT_FAILED = 4
 EXIT_INTERRUPTED = 5
 EXIT_LOCKED = 6
 DRAIN_SECONDS = 4.5  # a stop must end within 5 s
+#: Items that run as SQL inside their target's database (runtime/stages.py).
+SQL_ITEMS = frozenset({ItemKind.STAGE})
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,16 @@ class MigrationExecutor:
                         return
                     if item.kind is ItemKind.DATABASE_COPY:
                         results[item.name] = await self._run_database(item, store, reject_dir)
+                    elif item.kind in SQL_ITEMS:
+                        changed = any(
+                            results[d.item].outcome is Outcome.FINISHED
+                            and results[d.item].totals.rows_written > 0
+                            for d in item.depends_on
+                            if d.item in results
+                        )
+                        results[item.name] = await self._run_stage(
+                            item, store, reject_dir, input_changed=changed
+                        )
                     else:
                         results[item.name] = await self._run_item(item, store, reject_dir)
                     if results[item.name].outcome is Outcome.FAILED and (
@@ -240,6 +252,45 @@ class MigrationExecutor:
             schema_destination=destination,
             run_child=run_child,
             parallel=self.plan.settings.parallel,
+        )
+        return await self._run_parent(run, destination)
+
+    async def _run_stage(
+        self, item: PlanItem, store: StateStore, reject_dir: Path, *, input_changed: bool
+    ) -> ItemResult:
+        """A STAGE item: SQL inside its database, after streaming its input in when it lives
+        on another connection (see runtime/stages.py)."""
+        from stratum.runtime.stages import StageRun  # noqa: PLC0415
+
+        started = time.monotonic()
+        try:
+            destination = self.connectors.destination(item)
+            if not isinstance(destination, SqlDestination):
+                raise ConfigError(
+                    f"item '{item.name}': a {item.kind.value.replace('_', ' ')} runs as SQL "
+                    f"inside its target's database, which connection "
+                    f"'{item.target.connection}' cannot do; use PostgreSQL or DuckDB"
+                )
+            await destination.open()
+        except StratumError as exc:
+            return self._failed_to_start(item, exc, started)
+
+        async def run_child(child: PlanItem) -> ItemResult:
+            return await self._run_item(child, store, reject_dir)
+
+        run = StageRun(
+            plan=self.plan,
+            item=item,
+            run_id=self.run_id,
+            destination=destination,
+            store=store,
+            bus=self.bus,
+            policy=self.options.policy,
+            restart=self.options.restart,
+            sql_destination=destination,
+            connections=tuple(c.name for c in self.plan.connections),
+            run_child=run_child,
+            input_changed=input_changed,
         )
         return await self._run_parent(run, destination)
 
@@ -422,8 +473,8 @@ async def preview(executor: MigrationExecutor) -> list[tuple[str, str]]:
     actions = []
     for item in executor.selected():
         try:
-            if item.kind is not ItemKind.DATABASE_COPY:  # its tables are found when it runs
-                executor.connectors.source(item)
+            if item.kind is not ItemKind.DATABASE_COPY and item.kind not in SQL_ITEMS:
+                executor.connectors.source(item)  # a database's tables are found when it runs
             destination = executor.connectors.destination(item)
             await destination.open()
             try:

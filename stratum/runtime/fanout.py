@@ -21,7 +21,7 @@ from stratum.connectors.base import Checkpoint, Destination
 from stratum.errors import ResumeRefused, StratumError
 from stratum.plan.model import MigrationPlan, PlanItem
 from stratum.resilience import CircuitBreaker, RetryPolicy, call_with_retry
-from stratum.runtime.events import ErrorOccurred, EventBus, ItemFinished, Totals
+from stratum.runtime.events import ErrorOccurred, EventBus, ItemFinished, StageReport, Totals
 from stratum.runtime.pipeline import ItemResult, Outcome
 from stratum.state import ItemRecord, ItemState, StateStore
 
@@ -148,7 +148,7 @@ class FanOutRun(ABC):
 
     async def _record(self, state: ItemState, error: str | None = None) -> None:
         now = time.time()
-        totals = add_totals(self.children)
+        totals = self._totals()
         previous = await anyio.to_thread.run_sync(self.store.get_item, self.item.name)
         record = ItemRecord(
             name=self.item.name,
@@ -171,6 +171,14 @@ class FanOutRun(ABC):
         )
         await anyio.to_thread.run_sync(self.store.put_item, record)
 
+    def _totals(self) -> Totals:
+        """The item's totals: its children's sums (a stage adds its own work)."""
+        return add_totals(self.children)
+
+    def _report(self) -> StageReport | None:
+        """What a stage did, for the summary (None for other parents)."""
+        return None
+
     def _skip_message(self) -> str:
         return (
             f"already finished by run {self._current().run_id}; nothing to do (--restart "
@@ -184,9 +192,10 @@ class FanOutRun(ABC):
         result = ItemResult(
             self.item.name,
             outcome,
-            add_totals(self.children),
+            self._totals(),
             time.monotonic() - self._started,
             message,
+            stage=self._report(),
         )
         self.bus.publish(
             ItemFinished(self.item.name, outcome.value, result.totals, result.elapsed, message)

@@ -50,6 +50,7 @@ from stratum.runtime.events import (
     ErrorOccurred,
     EventBus,
     ItemStarted,
+    StageReport,
     Totals,
 )
 from stratum.runtime.rejects import RejectFile
@@ -89,6 +90,7 @@ class ItemResult:
     elapsed: float
     message: str | None = None
     reject_file: str | None = None
+    stage: StageReport | None = None  # a stage, feature table or dataset: what it did
 
 
 class ItemFailed(StratumError):

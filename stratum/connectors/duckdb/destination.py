@@ -32,10 +32,10 @@ import contextlib
 import os
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -44,7 +44,7 @@ from sqlglot.errors import ParseError
 
 from smql import Mode
 from stratum import failpoints
-from stratum.connectors.base import Capabilities, Checkpoint, Column, Row, Schema
+from stratum.connectors.base import Capabilities, Checkpoint, Column, Row, Schema, SqlSession
 from stratum.connectors.duckdb._encoding import encode_columns
 from stratum.connectors.postgres._codecs import json_exact
 from stratum.connectors.sql import (
@@ -78,6 +78,7 @@ if TYPE_CHECKING:
 __all__ = ["DuckDBDestination"]
 
 T = TypeVar("T")
+T2 = TypeVar("T2")
 A = TypeVar("A")
 
 _DIALECT = "duckdb"
@@ -327,6 +328,36 @@ class DuckDBDestination:
 
         return await self._call(f"reading the columns of {target.text}", read)
 
+    # --- SQL of Stratum's making (stages, feature tables) ---------------------------------------
+
+    def relation(self, target: TableRef) -> str:
+        return self._qualified(target)
+
+    def temporary(self, name: str) -> str:
+        return f"temp.main.{quote(name, _DIALECT)}"
+
+    async def in_transaction(self, what: str, work: Callable[[SqlSession], Awaitable[T]]) -> T:
+        """`work` in one transaction; this destination's lock is held throughout, each
+        statement runs in a worker thread under the file's lock."""
+        async with self._lock:
+            conn = self._conn
+            if conn is None:
+                raise DestinationError(f"{what}: the DuckDB destination is not open")
+
+            async def call(fn: Callable[[DuckDBPyConnection], T2]) -> T2:
+                with self._translated(what):
+                    return await anyio.to_thread.run_sync(self._locked, fn, conn)
+
+            await call(lambda c: c.execute("BEGIN TRANSACTION"))
+            try:
+                result = await work(_Session(call, self))
+                await call(lambda c: c.execute("COMMIT"))
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(self._locked, _rollback, conn)
+                raise
+            return result
+
     # --- helpers ------------------------------------------------------------------------------
 
     @property
@@ -357,6 +388,29 @@ class DuckDBDestination:
     def _locked(self, work: Callable[[A], T], argument: A) -> T:
         with self._file_lock:
             return work(argument)
+
+
+class _Session:
+    """A transaction of `in_transaction` (stratum.connectors.base.SqlSession)."""
+
+    def __init__(
+        self,
+        call: Callable[[Callable[[DuckDBPyConnection], Any]], Awaitable[Any]],
+        destination: DuckDBDestination,
+    ) -> None:
+        self._call = call
+        self._destination = destination
+
+    async def execute(self, sql: str, *params: Any) -> None:
+        await self._call(lambda c: c.execute(sql, list(params)))
+
+    async def fetch(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        rows = await self._call(lambda c: c.execute(sql, list(params)).fetchall())
+        return [tuple(row) for row in rows]
+
+    async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        upsert = self._destination._upsert_checkpoint
+        await self._call(lambda c: upsert(c, checkpoint))
 
 
 _FILE_LOCKS: dict[str, threading.Lock] = {}

@@ -46,6 +46,7 @@ from stratum.connectors.base import (
     DdlStatement,
     Row,
     Schema,
+    SqlSession,
 )
 from stratum.connectors.sql import (
     CHECKPOINT_SCHEMA,
@@ -232,6 +233,20 @@ class PostgresDestination:
 
         what = statements[0].what if len(statements) == 1 else f"{len(statements)} statements"
         await self._transaction(what, work)
+
+    # --- SQL of Stratum's making (stages, feature tables) ---------------------------------------
+
+    def relation(self, target: TableRef) -> str:
+        return _qualified(*self._names(target))
+
+    def temporary(self, name: str) -> str:
+        return f"pg_temp.{quote(name, _DIALECT)}"
+
+    async def in_transaction(self, what: str, work: Callable[[SqlSession], Awaitable[T]]) -> T:
+        async def run(conn: Any) -> T:
+            return await work(_Session(conn, self))
+
+        return await self._transaction(what, run)
 
     # --- the target ---------------------------------------------------------------------------
 
@@ -565,6 +580,23 @@ async def _known_types(conn: Any, schema: Schema) -> Schema:
         replace(c, type="text") if spelt[c.name] in missing else c for c in schema.columns
     )
     return replace(schema, columns=columns)
+
+
+class _Session:
+    """A transaction of `in_transaction` (stratum.connectors.base.SqlSession)."""
+
+    def __init__(self, conn: Any, destination: PostgresDestination) -> None:
+        self._conn = conn
+        self._destination = destination
+
+    async def execute(self, sql: str, *params: Any) -> None:
+        await self._conn.execute(sql, *params)
+
+    async def fetch(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in await self._conn.fetch(sql, *params)]
+
+    async def save_checkpoint(self, checkpoint: Checkpoint) -> None:
+        await self._destination._upsert_checkpoint(self._conn, checkpoint)
 
 
 def _qualified(schema_name: str, table: str) -> str:

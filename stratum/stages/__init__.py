@@ -1,0 +1,1 @@
+"""Medallion stages and feature tables: the SQL they run inside a database."""

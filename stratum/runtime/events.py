@@ -105,8 +105,9 @@ class StageReport:
 
     @property
     def success_rate(self) -> float | None:
-        """The share of the rows read that reached the target (None when not counted)."""
-        if not self.records_in:
+        """The share of the rows read that reached the target (None when not counted, and
+        for feature tables and datasets, whose rows are points in time, not input rows)."""
+        if self.kind != "stage" or not self.records_in:
             return None
         return self.records_out / self.records_in
 

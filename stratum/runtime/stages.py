@@ -34,10 +34,11 @@ from stratum import failpoints
 from stratum.connectors.base import Checkpoint, Column, SqlDestination, SqlSession
 from stratum.connectors.sql import CHECKPOINT_SCHEMA, column_type, quote
 from stratum.errors import ConfigError, DestinationError
-from stratum.plan.model import PlanItem, StageSource, TableRef, TableSource
+from stratum.plan.model import FeatureSource, PlanItem, StageSource, TableRef, TableSource
 from stratum.runtime.events import RuleCount, StageFinished, StageReport, Totals
 from stratum.runtime.fanout import FanOutRun, add_totals
 from stratum.runtime.pipeline import ItemResult, Outcome
+from stratum.stages.features_sql import feature_select
 from stratum.stages.stage_sql import query_sql, stage_sql
 from stratum.state import ItemState
 
@@ -85,10 +86,8 @@ def input_copy(item: PlanItem) -> PlanItem | None:
     """The child item that streams a stage's input in from another connection: an ordinary
     table copy into `stratum.stage_input_<hash>` on the stage's own connection (MODE full, or
     MODE incremental on the stage's CURSOR); None when the input is on the same connection."""
-    source = item.source
-    if not isinstance(source, StageSource) or source.input is None:
-        return None
-    if source.input.connection == item.target.connection:
+    read = input_of(item)
+    if read is None or read.connection == item.target.connection:
         return None
     digest = hashlib.sha256(f"{item.name}\0{item.hash}".encode()).hexdigest()
     incremental = item.options.mode is Mode.INCREMENTAL
@@ -106,13 +105,21 @@ def input_copy(item: PlanItem) -> PlanItem | None:
     return PlanItem(
         name=f"{item.name}/input",
         kind=ItemKind.TABLE_COPY,
-        source=TableSource(source.input),
+        source=TableSource(read),
         target=staging_ref(item),
         options=options,
         depends_on=(),
         hash=hashlib.sha256(f"input\0{digest}".encode()).hexdigest(),
         line=item.line,
     )
+
+
+def input_of(item: PlanItem) -> TableRef | None:
+    """The one table a stage or feature table reads (None: a query's tables)."""
+    source = item.source
+    if isinstance(source, StageSource | FeatureSource):
+        return source.input
+    return None
 
 
 def staging_ref(item: PlanItem) -> TableRef:
@@ -200,10 +207,85 @@ class StageRun(FanOutRun):
         self, input_ref: TableRef | None, started: float, clock: float
     ) -> tuple[StageReport, Checkpoint]:
         source = self.item.source
+        if isinstance(source, FeatureSource):
+            return await self._feature_table(source, input_ref, clock, started)
         assert isinstance(source, StageSource)
         if source.query is not None:
             return await self._query_stage(source, started, clock)
         return await self._from_stage(source, input_ref, started, clock)
+
+    async def _feature_table(
+        self, source: FeatureSource, input_ref: TableRef | None, clock: float, started: float
+    ) -> tuple[StageReport, Checkpoint]:
+        item, destination = self.item, self.sql_destination
+        read_ref = input_ref or source.input
+        columns = await self._retry(lambda: destination.columns(read_ref))
+        if columns is None:
+            raise ConfigError(f"item '{item.name}': its input {source.input.text} does not exist")
+        input_table = destination.relation(read_ref)
+        select = feature_select(
+            input_table=input_table,
+            columns=[c.name for c in columns],
+            keys=source.keys,
+            timestamp=source.timestamp,
+            features=source.features,
+            where=item.options.where,
+            dialect=destination.capabilities.dialect,
+        )
+        count = f"SELECT COUNT(*) FROM {input_table}"
+        streamed = input_ref is not None
+        return await self._materialize(
+            "features", select, count, streamed=streamed, clock=clock, started=started
+        )
+
+    async def _materialize(
+        self,
+        kind: str,
+        select: str,
+        count_input: str | None,
+        *,
+        streamed: bool,
+        clock: float,
+        started: float,
+    ) -> tuple[StageReport, Checkpoint]:
+        """`CREATE TABLE target AS select` in place of the old target, with its bookkeeping row
+        and checkpoint, in one transaction (a feature table, a dataset, a gold query)."""
+        item, destination = self.item, self.sql_destination
+        target = destination.relation(item.target)
+        checkpoint = self._current()
+        batch = checkpoint.batches + 1
+        schema = self._schema_sql(item.target)
+
+        async def work_in(session: SqlSession) -> tuple[StageReport, Checkpoint]:
+            read = None
+            if count_input is not None:
+                read = int((await session.fetch(count_input))[0][0])
+            await session.execute(schema)
+            await session.execute(f"DROP TABLE IF EXISTS {target}")
+            await session.execute(f"CREATE TABLE {target} AS {select}")
+            written = int((await session.fetch(f"SELECT COUNT(*) FROM {target}"))[0][0])
+            report = StageReport(
+                kind=kind,
+                layer=_layer(item.target),
+                batch=batch,
+                runs=self._runs(streamed),
+                records_in=read,
+                records_out=written,
+                seconds=time.monotonic() - clock,
+            )
+            final = dataclasses.replace(
+                checkpoint,
+                batches=batch,
+                rows_read=read or 0,
+                rows_written=written,
+                finished=True,
+            )
+            await self._book(session, report, started, None, None)
+            await session.save_checkpoint(final)
+            failpoints.hit("before_commit")
+            return report, final
+
+        return await destination.in_transaction(f"running {kind} item {item.name}", work_in)
 
     async def _from_stage(
         self, source: StageSource, input_ref: TableRef | None, started: float, clock: float
@@ -343,47 +425,18 @@ class StageRun(FanOutRun):
         self, source: StageSource, started: float, clock: float
     ) -> tuple[StageReport, Checkpoint]:
         item, destination = self.item, self.sql_destination
-        dialect = destination.capabilities.dialect
         assert source.query is not None
         select = query_sql(
             source.query,
-            dialect=dialect,
+            dialect=destination.capabilities.dialect,
             home=item.target.connection,
             connections=self.connections,
             relation=destination.relation,
             label=f"item '{item.name}'",
         )
-        target = destination.relation(item.target)
-        checkpoint = self._current()
-        batch = checkpoint.batches + 1
-        schema = self._schema_sql(item.target)
-
-        async def work_in(session: SqlSession) -> tuple[StageReport, Checkpoint]:
-            await session.execute(schema)
-            await session.execute(f"DROP TABLE IF EXISTS {target}")
-            await session.execute(f"CREATE TABLE {target} AS {select}")
-            written = int((await session.fetch(f"SELECT COUNT(*) FROM {target}"))[0][0])
-            report = StageReport(
-                kind="stage",
-                layer=_layer(item.target),
-                batch=batch,
-                runs=self._runs(False),
-                records_in=None,
-                records_out=written,
-                seconds=time.monotonic() - clock,
-            )
-            final = dataclasses.replace(
-                checkpoint,
-                batches=batch,
-                rows_written=written,
-                finished=True,
-            )
-            await self._book(session, report, started, None, None)
-            await session.save_checkpoint(final)
-            failpoints.hit("before_commit")
-            return report, final
-
-        return await destination.in_transaction(f"running stage {item.name}", work_in)
+        return await self._materialize(
+            "stage", select, None, streamed=False, clock=clock, started=started
+        )
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -408,9 +461,10 @@ class StageRun(FanOutRun):
         return f"CREATE SCHEMA IF NOT EXISTS {schema}" if "." in relation else "SELECT 1"
 
     def _runs(self, streamed: bool) -> str:
-        item, source = self.item, self.item.source
-        if streamed and isinstance(source, StageSource) and source.input is not None:
-            return f"streamed from {source.input.connection} into {item.target.connection}"
+        item = self.item
+        read = input_of(item)
+        if streamed and read is not None:
+            return f"streamed from {read.connection} into {item.target.connection}"
         return f"sql in {item.target.connection}"
 
     async def _book(
@@ -426,12 +480,8 @@ class StageRun(FanOutRun):
         table = destination.relation(
             TableRef(self.item.target.connection, CHECKPOINT_SCHEMA, BOOKKEEPING_TABLE)
         )
-        source = self.item.source
-        read_from = (
-            source.input.text
-            if isinstance(source, StageSource) and source.input is not None
-            else "query"
-        )
+        read = input_of(self.item)
+        read_from = read.text if read is not None else "query"
         rules = json.dumps(
             [{"rule": r.rule, "action": r.action, "failed": r.failed} for r in report.rules]
         )

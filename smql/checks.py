@@ -1,8 +1,10 @@
 """Semantic checks that need no connection. Every problem in a file is reported, in source order.
 
 Errors: unknown or duplicate connections, entities, items and targets; clauses a statement does
-not take, given twice, or in conflict (incremental without CURSOR, upsert without KEY); invalid
-values; embedded SQL that sqlglot cannot parse, at its position in the file; dependency cycles.
+not take, given twice, or in conflict (incremental without CURSOR, upsert without KEY, an
+incremental stage without a key); feature tables a DATASET names that no FEATURES item writes;
+invalid values; embedded SQL that sqlglot cannot parse, at its position in the file; dependency
+cycles.
 Warnings: passwords written inline, `${VAR}`s not set in the environment given.
 """
 
@@ -110,6 +112,7 @@ class _Checker:
         for item in items:
             self._item(item)
         self._names_and_targets(items)
+        self._datasets(items)
         self._graph(items)
 
     def _connection(self, conn: s.Connection) -> None:
@@ -305,6 +308,8 @@ class _Checker:
             refs.append((st.source, "source"))
         elif isinstance(st, s.StageFrom | s.Features):
             refs.append((st.input, "input"))
+        elif isinstance(st, s.Dataset):
+            refs.append((st.spine, "spine"))
         elif isinstance(st, s.MigrateQuery):
             self._connection_name(st.connection)
         for dotted, role in refs:
@@ -322,8 +327,12 @@ class _Checker:
                     dotted.span,
                 )
             self._connection_name(dotted.parts[0])
-        source = getattr(st, "source", None) or getattr(st, "input", None)
-        if isinstance(source, s.Dotted) and source.names == st.target.names:
+        if isinstance(st, s.Dataset):
+            read = [st.spine, *st.features]
+        else:
+            source = getattr(st, "source", None) or getattr(st, "input", None)
+            read = [source] if isinstance(source, s.Dotted) else []
+        if any(dotted.names == st.target.names for dotted in read):
             self.error(f"'{st.target.text}' is both read and written by this item", st.target.span)
 
     def _connection_name(self, ident: s.Ident) -> None:
@@ -399,11 +408,17 @@ class _Checker:
         key = option(st, s.KeyOption)
         mode_opt = option(st, s.ModeOption)
         where = mode_opt.span if mode_opt else _statement_head(st)
-        if mode is Mode.INCREMENTAL and not isinstance(st, s.StageFrom) and cursor is None:
-            self.error(
-                "MODE incremental needs a CURSOR column (the value that grows with each change)",
-                where,
+        stage = isinstance(st, s.StageFrom)
+        if mode is Mode.INCREMENTAL and cursor is None:
+            why = (
+                ": an incremental stage processes the input rows past the CURSOR column's "
+                "high-water mark; name that column"
+                if stage
+                else " (the value that grows with each change)"
             )
+            self.error("MODE incremental needs a CURSOR column" + why, where)
+        if mode is Mode.INCREMENTAL and stage and key is None:
+            self._stage_merge_key(st, where)
         if (
             mode is Mode.UPSERT
             and key is None
@@ -416,6 +431,30 @@ class _Checker:
                 f"CURSOR only applies to MODE incremental (this item is MODE {mode.value})",
                 _head_span(cursor, "CURSOR"),
             )
+
+    def _stage_merge_key(self, st: s.ItemStatement, where: s.Span) -> None:
+        """An incremental stage without KEY merges new versions of a row into its target by its
+        DEDUPLICATE ON columns: there must be some, and COLUMNS must keep them."""
+        dedupe = option(st, s.DeduplicateOption)
+        if not isinstance(dedupe, s.DeduplicateOption):
+            self.error(
+                "MODE incremental on a stage needs a key to merge new versions of a row into "
+                "the target: DEDUPLICATE ON (...) or KEY (...)",
+                where,
+            )
+            return
+        columns = option(st, s.ColumnsOption)
+        if not isinstance(columns, s.ColumnsOption):
+            return
+        kept = [column.name.name for column in columns.columns]
+        for ident in dedupe.columns:
+            if ident.name not in kept:
+                self.error(
+                    f"DEDUPLICATE column '{ident.name}' is not among the stage's COLUMNS"
+                    f"{suggestion(ident.name, kept)}; MODE incremental merges new rows into the "
+                    "target by it: keep it in COLUMNS or give a KEY (...)",
+                    ident.span,
+                )
 
     def _embedded_sql(self, st: s.ItemStatement, dialect: str) -> None:
         pieces: list[tuple[s.SqlText, SqlKind]] = []
@@ -452,7 +491,9 @@ class _Checker:
                     self._output(outputs, computed.name)
         if not isinstance(columns, s.ColumnsOption):
             return  # without COLUMNS every source column is kept: names are known at run time
-        for clause in (option(st, s.KeyOption), option(st, s.CursorOption)):
+        # a stage's CURSOR is a column of its input (rows past its high-water mark are read)
+        cursor = None if isinstance(st, s.StageFrom) else option(st, s.CursorOption)
+        for clause in (option(st, s.KeyOption), cursor):
             idents: tuple[s.Ident, ...] = ()
             if isinstance(clause, s.KeyOption):
                 idents = clause.columns
@@ -668,6 +709,48 @@ class _Checker:
                         dotted.span,
                     )
 
+    def _datasets(self, items: Sequence[ItemInfo]) -> None:
+        """Each table a DATASET lists is the target of a FEATURES item, listed once."""
+        features: dict[tuple[str, ...], ItemInfo] = {}
+        writers: dict[tuple[str, ...], ItemInfo] = {}
+        for item in items:
+            if not item.writes.whole_schema:
+                writers.setdefault(item.writes.path, item)
+            if isinstance(item.statement, s.Features):
+                features.setdefault(item.writes.path, item)
+        known = [item.statement.target.key for item in features.values()]
+        for item in items:
+            st = item.statement
+            if not isinstance(st, s.Dataset):
+                continue
+            seen: dict[tuple[str, ...], s.Dotted] = {}
+            for table in st.features:
+                if table.names in seen:
+                    self.error(
+                        f"feature table '{table.key}' is listed twice",
+                        table.span,
+                        Note("first listed here", seen[table.names].span),
+                    )
+                    continue
+                seen[table.names] = table
+                if table.names in features:
+                    continue
+                why = "a DATASET joins the tables that FEATURES items of the file write"
+                other = writers.get(table.names)
+                if other is None:
+                    self.error(
+                        f"unknown feature table '{table.key}'{suggestion(table.key, known)}; "
+                        + why,
+                        table.span,
+                    )
+                else:
+                    words = _statement_words(other.statement)
+                    self.error(
+                        f"'{table.key}' is not a feature table; " + why,
+                        table.span,
+                        Note(f"it is written by {words} here", other.statement.target.span),
+                    )
+
     def _graph(self, items: Sequence[ItemInfo]) -> None:
         names = {item.name: item for item in items}
         edges = dependency_edges(items)
@@ -695,6 +778,7 @@ def _statement_words(st: s.ItemStatement) -> str:
         s.StageFrom: "STAGE ... FROM",
         s.StageQuery: "STAGE ... AS SELECT",
         s.Features: "FEATURES",
+        s.Dataset: "DATASET",
     }[type(st)]
 
 

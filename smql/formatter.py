@@ -10,10 +10,12 @@ The canonical style:
   and SET values are printed as written; unquoted setting names are lowercase.
 * CONNECTION, SET and ENTITY take one line each. A migration item is a header line followed by its
   clauses, one per line, indented two spaces, in the order written; `;` ends the last line.
-* A list clause (KEY, COLUMNS, AFTER, INCLUDING/EXCLUDING TABLES, INCLUDING VIEWS, COMPUTE, CAST)
-  stays on one line when it fits in 100 columns and holds no comment; otherwise it takes one
-  element per line, indented four spaces (the parenthesised ones close with `)` on a line of its
-  own).
+* `FEATURES` and `DATASET` print `FROM ... TIMESTAMP ...` on the line after their header, as a
+  clause; a DATASET's `FEATURES (...)` follows it as a list clause.
+* A list clause (KEY, COLUMNS, AFTER, INCLUDING/EXCLUDING TABLES, INCLUDING VIEWS, COMPUTE, CAST,
+  a DATASET's FEATURES) stays on one line when it fits in 100 columns and holds no comment;
+  otherwise it takes one element per line, indented four spaces (the parenthesised ones close
+  with `)` on a line of its own).
 * `STAGE dst AS <query>` keeps a one-line query on the `AS` line when that line fits in 100
   columns, and otherwise prints the query on the following lines, indented two spaces. With
   clauses, `AS` starts a line of its own after them. A multi-line `MIGRATE QUERY` query is printed
@@ -341,6 +343,8 @@ class _Formatter:
             return self._stage_query(item)
         if isinstance(item, s.Features):
             head = self._features_head(item)
+        elif isinstance(item, s.Dataset):
+            head = self._dataset_head(item)
         elif isinstance(item, s.MigrateQuery):
             head = [self._migrate_query_head(item)]
         else:
@@ -435,6 +439,17 @@ class _Formatter:
         lines.append(_Line(INDENT, ")", close, close + 1))
         return lines
 
+    def _dataset_head(self, item: s.Dataset) -> list[_Line]:
+        spine = f"FROM {item.spine.text} TIMESTAMP {item.timestamp.sql}"
+        lines = [
+            _Line(0, f"DATASET {item.target.text}", item.span.start, item.target.span.end),
+            _Line(INDENT, spine, self._code_after(item.target.span.end), item.timestamp.span.end),
+        ]
+        tables = [_text_element(table.span, table.text) for table in item.features]
+        span = item.features_span
+        extra = 0 if item.options else 1
+        return lines + self._paren_list(span.start, span.end, "FEATURES", tables, extra)
+
     # --- clauses
 
     def _clauses(self, options: Sequence[s.Option], last: bool) -> list[_Line]:
@@ -446,19 +461,20 @@ class _Formatter:
 
     def _clause(self, option: s.Option, extra: int) -> list[_Line]:
         """The lines of one clause; `extra` is the width of what follows it on its last line."""
+        start, end = option.span.start, option.span.end
         if isinstance(option, s.KeyOption):
-            return self._paren_list(
-                option, "KEY", [_ident_element(c) for c in option.columns], extra
-            )
+            elements = [_ident_element(c) for c in option.columns]
+            return self._paren_list(start, end, "KEY", elements, extra)
         if isinstance(option, s.ColumnsOption):
             elements = [_text_element(c.span, _column(c)) for c in option.columns]
-            return self._paren_list(option, "COLUMNS", elements, extra)
+            return self._paren_list(start, end, "COLUMNS", elements, extra)
         if isinstance(option, s.AfterOption):
             elements = [_text_element(d.span, d.text) for d in option.items]
-            return self._paren_list(option, "AFTER", elements, extra)
+            return self._paren_list(start, end, "AFTER", elements, extra)
         if isinstance(option, s.IncludingOption | s.ExcludingOption | s.IncludingViewsOption):
             elements = [_text_element(p.span, _string(p.value)) for p in option.patterns]
-            return self._paren_list(option, s.OPTION_KEYWORDS[type(option)], elements, extra)
+            keyword = s.OPTION_KEYWORDS[type(option)]
+            return self._paren_list(start, end, keyword, elements, extra)
         if isinstance(option, s.ComputeOption):
             elements = [self._computed_element(c) for c in option.columns]
             return self._plain_list(option, "COMPUTE", elements, extra)
@@ -506,11 +522,11 @@ class _Formatter:
         return computed.span.start, computed.span.end, text
 
     def _paren_list(
-        self, option: s.Option, keyword: str, elements: list[_Element], extra: int
+        self, start: int, end: int, keyword: str, elements: list[_Element], extra: int
     ) -> list[_Line]:
         """`KEY (a, b)`, or one element per line between `KEY (` and `)` when the line is too
-        long or a comment stands between the parentheses."""
-        start, end = option.span.start, option.span.end
+        long or a comment stands between the parentheses. `start` and `end` are the source
+        offsets of the clause (its keyword to its `)`)."""
         open_paren = self._code_before(elements[0][0]) - 1
         inline = f"{keyword} ({', '.join(text(2 * INDENT) for _, _, text in elements)})"
         if _fits(INDENT, inline, extra) and not self._has_comment(open_paren, end):

@@ -463,6 +463,17 @@ class _Builder(Transformer[Token, list[s.Statement]]):
         options = tuple(c for c in rest if not isinstance(c, s.Feature))
         return s.Features(target, entity, source, timestamp, feats, options, self._span(meta))
 
+    def dataset_features(
+        self, meta: Any, children: list[s.Dotted]
+    ) -> tuple[tuple[s.Dotted, ...], s.Span]:
+        return tuple(children), self._span(meta)
+
+    def dataset(self, meta: Any, children: list[Any]) -> s.Dataset:
+        target, spine, timestamp, (tables, tables_span), *options = children
+        return s.Dataset(
+            target, spine, timestamp, tables, tables_span, tuple(options), self._span(meta)
+        )
+
     # --- options
 
     def mode_option(self, meta: Any, children: list[Any]) -> s.ModeOption:

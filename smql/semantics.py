@@ -112,6 +112,7 @@ class ItemKind(StrEnum):
     FILE_LOAD = "file_load"
     STAGE = "stage"
     FEATURE_TABLE = "feature_table"
+    DATASET = "dataset"
 
 
 ITEM_KINDS: dict[type, ItemKind] = {
@@ -122,6 +123,7 @@ ITEM_KINDS: dict[type, ItemKind] = {
     s.StageFrom: ItemKind.STAGE,
     s.StageQuery: ItemKind.STAGE,
     s.Features: ItemKind.FEATURE_TABLE,
+    s.Dataset: ItemKind.DATASET,
 }
 
 _ALL_ITEM_OPTIONS = frozenset({s.NameOption, s.AfterOption})
@@ -159,10 +161,11 @@ ALLOWED_OPTIONS: dict[type, frozenset[type]] = {
         s.IncludingViewsOption,
     },
     s.StageFrom: _ALL_ITEM_OPTIONS
-    | (_ROW_OPTIONS - {s.CursorOption, s.ZeroDatesOption})
+    | (_ROW_OPTIONS - {s.ZeroDatesOption})
     | {s.DeduplicateOption, s.ExpectOption},
     s.StageQuery: _ALL_ITEM_OPTIONS | {s.ModeOption, s.DialectOption},
     s.Features: _ALL_ITEM_OPTIONS | {s.WhereOption, s.DialectOption, s.BatchSizeOption},
+    s.Dataset: _ALL_ITEM_OPTIONS | {s.ModeOption},
 }
 
 #: The modes each statement supports.
@@ -174,6 +177,7 @@ ALLOWED_MODES: dict[type, tuple[Mode, ...]] = {
     s.StageFrom: (Mode.FULL, Mode.INCREMENTAL),
     s.StageQuery: (Mode.FULL,),
     s.Features: (Mode.FULL,),
+    s.Dataset: (Mode.FULL,),
 }
 
 #: Clauses that may be written more than once in one statement; they add up.
@@ -272,7 +276,7 @@ def mode_choice(
 ) -> tuple[str, s.Span | None, bool]:
     """The mode word that applies to the item, where it was written (None: the built-in
     default, full), and whether it came from SET. `SET mode` is the default of MIGRATE items
-    only; stages and feature tables have their own MODE or run in full."""
+    only; stages, feature tables and datasets have their own MODE or run in full."""
     chosen = option(statement, s.ModeOption)
     if isinstance(chosen, s.ModeOption):
         return chosen.value.name.lower(), chosen.value.span, False
@@ -328,6 +332,9 @@ def _reads(statement: s.ItemStatement, dialect: str, connections: set[str]) -> I
         yield _ref(statement.source)
     elif isinstance(statement, s.StageFrom | s.Features):
         yield _ref(statement.input)
+    elif isinstance(statement, s.Dataset):
+        yield _ref(statement.spine)
+        yield from (_ref(table) for table in statement.features)
     elif isinstance(statement, s.MigrateDatabase):
         yield _ref(statement.source, whole_schema=True)
     elif isinstance(statement, s.MigrateQuery):

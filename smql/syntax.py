@@ -462,8 +462,31 @@ class Features:
     span: Span
 
 
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    """`DATASET dst FROM spine TIMESTAMP ts FEATURES (f, ...)`: a point-in-time training set.
+
+    `features` are the feature tables as written, each the target of a FEATURES item;
+    `features_span` covers the whole `FEATURES (...)` clause."""
+
+    target: Dotted
+    spine: Dotted
+    timestamp: Ident
+    features: tuple[Dotted, ...]
+    features_span: Span
+    options: tuple[Option, ...]
+    span: Span
+
+
 ItemStatement: TypeAlias = (
-    MigrateTable | MigrateDatabase | MigrateQuery | MigrateFile | StageFrom | StageQuery | Features
+    MigrateTable
+    | MigrateDatabase
+    | MigrateQuery
+    | MigrateFile
+    | StageFrom
+    | StageQuery
+    | Features
+    | Dataset
 )
 Statement: TypeAlias = Connection | SetStatement | Entity | ItemStatement
 
@@ -481,6 +504,7 @@ ITEM_STATEMENTS: tuple[type, ...] = (
     StageFrom,
     StageQuery,
     Features,
+    Dataset,
 )
 
 

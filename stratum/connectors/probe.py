@@ -28,6 +28,7 @@ import anyio
 from smql import Mode
 from stratum.plan.model import (
     DatabaseSource,
+    DatasetSource,
     FeatureSource,
     MigrationPlan,
     QuerySource,
@@ -131,6 +132,10 @@ def needs_of(plan: MigrationPlan, connection: str) -> Needs:
             queries = queries or (source.query is not None and item.target.connection == connection)
         elif isinstance(source, FeatureSource):
             read(source.input)
+        elif isinstance(source, DatasetSource):
+            read(source.spine)
+            for features in source.features:
+                read(features.table)
         target = item.target
         if target.connection != connection:
             continue

@@ -43,6 +43,8 @@ from stratum.plan.model import (
     ConnectionSpec,
     CsvOptions,
     DatabaseSource,
+    DatasetFeatures,
+    DatasetSource,
     Deduplicate,
     Dependency,
     Expectation,
@@ -120,6 +122,10 @@ class _Compiler:
         self.settings = smql.settings_of(program)
         self.items = smql.items_of(program)
         self.entities = {st.name.name: st for st in program.statements if isinstance(st, s.Entity)}
+        self.features: dict[tuple[str, ...], s.Features] = {}
+        for item in self.items:
+            if isinstance(item.statement, s.Features):
+                self.features.setdefault(item.statement.target.names, item.statement)
 
     def plan(self) -> MigrationPlan:
         connections = tuple(
@@ -225,7 +231,8 @@ class _Compiler:
             else _zero_dates(zero_dates.value)
             if isinstance(zero_dates, s.ZeroDatesOption)
             else self._zero_dates_setting(),
-            dialect=None if isinstance(st, s.MigrateDatabase) else dialect,
+            # a database copy and a dataset hold no SQL of their own
+            dialect=None if isinstance(st, s.MigrateDatabase | s.Dataset) else dialect,
             partitions=None
             if s.PartitionsOption not in takes
             else partitions.value.value
@@ -285,6 +292,12 @@ class _Compiler:
             )
         if isinstance(st, s.StageQuery):
             return StageSource(None, self._sql(st.query, SqlKind.QUERY, dialect), None, ())
+        if isinstance(st, s.Dataset):
+            return DatasetSource(
+                spine=_table_ref(st.spine),
+                timestamp=st.timestamp.name,
+                features=tuple(self._dataset_features(table) for table in st.features),
+            )
         entity = self.entities[st.entity.name]
         return FeatureSource(
             entity=entity.name.name,
@@ -292,6 +305,17 @@ class _Compiler:
             input=_table_ref(st.input),
             timestamp=st.timestamp.name,
             features=tuple(self._feature(f, dialect) for f in st.features),
+        )
+
+    def _dataset_features(self, table: s.Dotted) -> DatasetFeatures:
+        """What a DATASET joins from a feature table, taken from the FEATURES item writing it."""
+        features = self.features[table.names]  # checked: every listed table has its item
+        entity = self.entities[features.entity.name]
+        return DatasetFeatures(
+            table=_table_ref(features.target),
+            keys=tuple(k.name for k in entity.keys),
+            timestamp=features.timestamp.name,
+            features=tuple(f.name.name for f in features.features),
         )
 
     def _feature(self, feature: s.Feature, dialect: str) -> Feature:

@@ -172,8 +172,35 @@ class FeatureSource:
     features: tuple[Feature, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class DatasetFeatures:
+    """A FEATURES item's table as a DATASET joins it: its entity's keys, its TIMESTAMP column
+    and its feature columns, in the order the FEATURES item defines them."""
+
+    table: TableRef
+    keys: tuple[str, ...]
+    timestamp: str
+    features: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetSource:
+    """A point-in-time training set: each row of the spine (entity keys and a timestamp) joined
+    to every feature table as of the spine's timestamp, in the order the DATASET lists them."""
+
+    spine: TableRef
+    timestamp: str
+    features: tuple[DatasetFeatures, ...]
+
+
 Source: TypeAlias = (
-    TableSource | DatabaseSource | QuerySource | FileSource | StageSource | FeatureSource
+    TableSource
+    | DatabaseSource
+    | QuerySource
+    | FileSource
+    | StageSource
+    | FeatureSource
+    | DatasetSource
 )
 
 

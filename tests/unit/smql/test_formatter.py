@@ -252,6 +252,106 @@ def test_features_unknown_window_unit_is_kept() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# DATASET
+
+
+def test_dataset() -> None:
+    check(
+        """
+        dataset wh.training.churn from wh.labels.churn timestamp label_time
+        features(wh.features.customer_stats ,wh.features."Region Stats") name churn
+        after(x) mode FULL;
+        """,
+        """
+        DATASET wh.training.churn
+          FROM wh.labels.churn TIMESTAMP label_time
+          FEATURES (wh.features.customer_stats, wh.features."Region Stats")
+          NAME churn
+          AFTER (x)
+          MODE full;
+        """,
+    )
+
+
+def test_dataset_without_clauses_ends_its_features_list() -> None:
+    check(
+        'DATASET d FROM s TIMESTAMP "at" FEATURES (f);',
+        """
+        DATASET d
+          FROM s TIMESTAMP "at"
+          FEATURES (f);
+        """,
+    )
+
+
+def test_a_long_dataset_features_list_breaks_one_per_line() -> None:
+    tables = [f"warehouse.features.customer_feature_table_{n}" for n in range(3)]
+    check(
+        f"DATASET d FROM s TIMESTAMP t FEATURES ({', '.join(tables)}) MODE full;",
+        f"""
+        DATASET d
+          FROM s TIMESTAMP t
+          FEATURES (
+            {tables[0]},
+            {tables[1]},
+            {tables[2]}
+          )
+          MODE full;
+        """,
+    )
+
+
+def test_a_dataset_features_list_that_just_fits_stays_on_one_line() -> None:
+    table = "f" * (100 - len("  FEATURES ();"))
+    check(
+        f"DATASET d FROM s TIMESTAMP t FEATURES ({table});",
+        f"""
+        DATASET d
+          FROM s TIMESTAMP t
+          FEATURES ({table});
+        """,
+    )
+    check(
+        f"DATASET d FROM s TIMESTAMP t FEATURES ({table}x);",
+        f"""
+        DATASET d
+          FROM s TIMESTAMP t
+          FEATURES (
+            {table}x
+          );
+        """,
+    )
+
+
+def test_comments_in_a_dataset() -> None:
+    check(
+        """
+        -- the training set
+        DATASET d -- the target
+          /* the spine */ FROM s TIMESTAMP t
+          FEATURES ( -- joined as of t
+            a, -- first
+            -- then
+            b
+          ) -- done
+          MODE full; -- at last
+        """,
+        """
+        -- the training set
+        DATASET d  -- the target
+          /* the spine */
+          FROM s TIMESTAMP t
+          FEATURES (  -- joined as of t
+            a,  -- first
+            -- then
+            b
+          )  -- done
+          MODE full;  -- at last
+        """,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # Clauses
 
 

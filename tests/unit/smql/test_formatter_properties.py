@@ -41,6 +41,7 @@ KEYWORDS = frozenset(
         "entity",
         "key",
         "features",
+        "dataset",
         "on",
         "timestamp",
         "over",
@@ -325,7 +326,7 @@ def statement(draw: st.DrawFn) -> list[str]:
         st.sampled_from(
             [
                 *("connection", "set", "entity", "table", "database", "query", "file"),
-                *("stage_from", "stage_query", "features"),
+                *("stage_from", "stage_query", "features", "dataset"),
             ]
         )
     )
@@ -374,6 +375,10 @@ def statement(draw: st.DrawFn) -> list[str]:
     if kind == "stage_query":
         body = draw(clauses(sql_allowed=False, most=2))
         return [kw("stage"), draw(dotted), *body, kw("as"), draw(sql_query()), ";"]
+    if kind == "dataset":
+        head = [kw("dataset"), draw(dotted), kw("from"), draw(dotted), kw("timestamp"), draw(ident)]
+        tables = draw(comma_list(dotted.map(lambda d: [d])))
+        return [*head, kw("features"), "(", *tables, ")", *draw(clauses(most=2)), ";"]
     feature = st.tuples(ident, st.just("="), sql_expr(), st.booleans(), integer).map(
         lambda p: [p[0], p[1], p[2]] + ([f"OVER {p[4]}", "days"] if p[3] else [])
     )
@@ -431,6 +436,7 @@ def plain(node: Any, fold: bool = False) -> Any:
                 (name, plain(getattr(node, name), (type(node), name) in _CASE_FOLDED))
                 for name in fields
                 if name not in ("span", "source", "path", "comments")
+                and not isinstance(getattr(node, name), s.Span)
             ),
         )
     return node
@@ -482,7 +488,7 @@ _SOUP = st.sampled_from(
         "KEY", "COLUMNS", "COMPUTE", "EXPECT", "ELSE", "DROP", "SET", "CONNECTION", "FEATURES",
         "ON", "TIMESTAMP", "OVER", "30", "DAYS", "CAST", "TYPE", "TO", "int", "(", ")", ",", ";",
         "=", ".", "a", "b", '"q"', "'s'", "'", '"', "--", "/*", "*/", "-- c\n", "/* c */", "\n",
-        " ", "CASE", "END", "ENTITY", "QUERY", "FILE", "DATABASE", "a > 1", "x + 1",
+        " ", "CASE", "END", "ENTITY", "QUERY", "FILE", "DATABASE", "a > 1", "x + 1", "DATASET",
     ]
 )  # fmt: skip
 

@@ -152,3 +152,44 @@ def test_an_unclosed_parenthesis_anywhere_in_sql_is_named_and_later_errors_still
     assert messages[0][:2] == (2, 37)
     assert messages[0][2].startswith("'(' is never closed")
     assert messages[1][:2] == (3, 18)
+
+
+def test_dataset_parses_its_spine_timestamp_and_feature_tables() -> None:
+    source = (
+        "dataset wh.training.churn\n"
+        "  From wh.labels.churn TIMESTAMP label_time\n"
+        '  features (wh.features.a, wh."features".b) NAME t AFTER (x) MODE full;'
+    )
+    st = only(source)
+    assert isinstance(st, s.Dataset)
+    assert st.target.names == ("wh", "training", "churn")
+    assert st.spine.names == ("wh", "labels", "churn")
+    assert st.timestamp.name == "label_time"
+    assert [table.text for table in st.features] == ["wh.features.a", 'wh."features".b']
+    assert [type(o) for o in st.options] == [s.NameOption, s.AfterOption, s.ModeOption]
+    span = st.features_span
+    assert source[span.start : span.end] == 'features (wh.features.a, wh."features".b)'
+    assert (span.line, span.column) == (3, 3)
+    assert (st.features[1].span.line, st.features[1].span.column) == (3, 28)
+    assert s.is_item(st)
+
+
+def test_dataset_and_its_words_are_still_names_elsewhere() -> None:
+    st = only("MIGRATE dataset.spine INTO features.dataset COLUMNS (dataset, spine, timestamp);")
+    assert isinstance(st, s.MigrateTable)
+    assert st.source.names == ("dataset", "spine")
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("DATASET w.t FROM w.s TIMESTAMP ts;", "unexpected ';', expected 'FEATURES'"),
+        ("DATASET w.t FROM w.s TIMESTAMP ts FEATURES ();", "unexpected ')', expected a name"),
+        ("DATASET w.t FROM w.s FEATURES (w.f);", "unexpected 'FEATURES', expected"),
+    ],
+    ids=["no-features", "empty-features", "no-timestamp"],
+)
+def test_a_dataset_needs_every_part(source: str, message: str) -> None:
+    with pytest.raises(smql.SmqlSyntaxError) as caught:
+        smql.parse(source, "d.smql")
+    assert message in str(caught.value)

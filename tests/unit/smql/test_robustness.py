@@ -24,6 +24,7 @@ STAGE wh.silver.orders FROM wh.raw.orders DEDUPLICATE ON (id) ORDER BY updated_a
 STAGE wh.gold.g AS SELECT count(*) AS n FROM wh.silver.orders; -- gold
 ENTITY customer KEY (id);
 FEATURES wh.f ON customer FROM wh.silver.orders TIMESTAMP updated_at (n = count(*) OVER 7 DAYS);
+DATASET wh.training.t FROM wh.labels.l TIMESTAMP at FEATURES (wh.f) MODE full;
 """
 
 TOKENS = [
@@ -33,6 +34,7 @@ TOKENS = [
     "FILE",
     "STAGE",
     "FEATURES",
+    "DATASET",
     "ENTITY",
     "CONNECTION",
     "SET",

@@ -15,6 +15,8 @@ from stratum.plan.model import (
     CastRule,
     ColumnMap,
     DatabaseSource,
+    DatasetFeatures,
+    DatasetSource,
     FeatureSource,
     FileSource,
     QuerySource,
@@ -201,6 +203,108 @@ FEATURES wh.f ON customer FROM wh.s TIMESTAMP ts (
         ("last_total", "1 hour", 3600),
         ("ever", None, None),
     ]
+
+
+DATASETS = """
+ENTITY customer KEY (customer_id);
+ENTITY region KEY (country, city);
+FEATURES wh.features.customer_stats ON customer FROM wh.silver.orders TIMESTAMP created_at (
+  n_30d = count(*) OVER 30 DAYS, spend_90d = sum(amount) OVER 90 DAYS, ever = max(amount)
+) WHERE amount > 0;
+FEATURES wh.features.region_stats ON region FROM wh.silver.orders TIMESTAMP ordered_at (
+  region_n = count(*)
+);
+STAGE wh.labels.churn AS SELECT customer_id, country, city, observed_at FROM wh.silver.churn;
+DATASET wh.training.churn FROM wh.labels.churn TIMESTAMP observed_at
+  FEATURES (wh.features.region_stats, wh.features."customer_stats");
+"""
+
+
+def test_a_dataset_carries_each_feature_tables_keys_timestamp_and_features() -> None:
+    plan = plan_of(DATASETS)
+    item = plan.item("wh.training.churn")
+    assert item.kind is ItemKind.DATASET
+    assert item.target == TableRef("wh", "training", "churn")
+    assert item.source == DatasetSource(
+        spine=TableRef("wh", "labels", "churn"),
+        timestamp="observed_at",
+        features=(  # in the order the DATASET lists them
+            DatasetFeatures(
+                table=TableRef("wh", "features", "region_stats"),
+                keys=("country", "city"),
+                timestamp="ordered_at",
+                features=("region_n",),
+            ),
+            DatasetFeatures(
+                table=TableRef("wh", "features", "customer_stats"),
+                keys=("customer_id",),
+                timestamp="created_at",
+                features=("n_30d", "spend_90d", "ever"),
+            ),
+        ),
+    )
+
+
+def test_a_dataset_runs_after_its_feature_tables_and_its_spine() -> None:
+    plan = plan_of(DATASETS)
+    item = plan.item("wh.training.churn")
+    assert [(d.item, d.reason) for d in item.depends_on] == [
+        ("wh.features.customer_stats", "reads wh.features.customer_stats"),
+        ("wh.features.region_stats", "reads wh.features.region_stats"),
+        ("wh.labels.churn", "reads wh.labels.churn"),
+    ]
+    order = [i.name for i in plan.items]
+    assert order[-1] == "wh.training.churn"
+
+
+def test_a_dataset_takes_only_mode_full_and_no_row_options() -> None:
+    plan = plan_of(
+        "SET batch_size = 10, on_error = reject, partitions = 2, dialect = mysql, mode = append;"
+        + DATASETS.replace('wh.features."customer_stats");', "wh.features.customer_stats)")
+        + " MODE full NAME training AFTER (wh.labels.churn);"
+    )
+    item = plan.item("training")
+    o = item.options
+    assert o.mode is Mode.FULL
+    assert (o.key, o.cursor, o.columns, o.compute, o.where, o.casts) == ((), None, (), (), None, ())
+    assert (o.on_error, o.zero_dates, o.dialect, o.partitions, o.batch_size) == (
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
+    assert [d.reason for d in item.depends_on] == [
+        "reads wh.features.customer_stats",
+        "reads wh.features.region_stats",
+        "reads wh.labels.churn",
+    ]
+
+
+def test_a_dataset_naming_an_unknown_feature_table_does_not_compile() -> None:
+    with pytest.raises(PlanError) as caught:
+        plan_of(DATASETS.replace("wh.features.region_stats,", "wh.features.regions,"))
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.message.startswith(
+        "unknown feature table 'wh.features.regions' (did you mean 'wh.features.region_stats'?)"
+    )
+
+
+def test_an_incremental_stage_has_its_cursor() -> None:
+    plan = plan_of("""
+STAGE wh.silver.a FROM wh.raw.a MODE incremental CURSOR updated_at DEDUPLICATE ON (id);
+STAGE wh.silver.b FROM wh.raw.b MODE incremental CURSOR seq KEY (id, line);
+STAGE wh.silver.c FROM wh.raw.c DEDUPLICATE ON (id);
+""")
+    a, b, c = (plan.item(f"wh.silver.{n}").options for n in "abc")
+    # the merge key of a stage without KEY stays its DEDUPLICATE ON columns, in its source
+    assert (a.mode, a.cursor, a.key) == (Mode.INCREMENTAL, "updated_at", ())
+    source = plan.item("wh.silver.a").source
+    assert isinstance(source, StageSource)
+    assert source.deduplicate is not None
+    assert source.deduplicate.keys == ("id",)
+    assert (b.mode, b.cursor, b.key) == (Mode.INCREMENTAL, "seq", ("id", "line"))
+    assert (c.mode, c.cursor, c.key) == (Mode.FULL, None, ())
 
 
 def test_errors_raise_plan_error_with_every_diagnostic() -> None:

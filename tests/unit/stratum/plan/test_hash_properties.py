@@ -50,12 +50,30 @@ def migrate(draw: st.DrawFn, table: str) -> list[str]:
     return [*words, ";"]
 
 
+def features_and_dataset(tables: list[str], incremental: bool, named: bool) -> list[list[str]]:
+    """An entity, a FEATURES item on the first table, an incremental or full stage, and a
+    DATASET over the feature table with the stage as its spine."""
+    first = f"wh.raw.t_{tables[0]}"
+    mode = "MODE incremental CURSOR updated_at" if incremental else "MODE full"
+    name = " NAME d" if named else ""
+    return [
+        ["ENTITY", "customer", "KEY", "(", "customer_id", ")", ";"],
+        f"FEATURES wh.features.f ON customer FROM {first} TIMESTAMP ts ( "
+        "n = count(*) OVER 7 DAYS , s = sum(amount) ) ;".split(),
+        f"STAGE wh.silver.spine FROM {first} {mode} DEDUPLICATE ON ( id ) ;".split(),
+        f"DATASET wh.training.d FROM wh.silver.spine TIMESTAMP updated_at FEATURES ( "
+        f"wh.features.f ){name} ;".split(),
+    ]
+
+
 @st.composite
 def statements(draw: st.DrawFn) -> list[list[str]]:
     tables = draw(st.lists(st.sampled_from("abcdefgh"), min_size=1, max_size=5, unique=True))
     found = [draw(migrate(f"t_{t}")) for t in tables]
     if draw(st.booleans()):
         found.append(["SET", "on_error", "=", draw(st.sampled_from(["reject", "'skip'"])), ";"])
+    if draw(st.booleans()):
+        found += features_and_dataset(tables, draw(st.booleans()), draw(st.booleans()))
     if draw(st.booleans()):
         source = f"wh.raw.t_{tables[0]}"
         found.append(

@@ -132,3 +132,80 @@ def test_the_raw_template_is_kept_for_connecting_but_never_shown() -> None:
     assert spec.template == "mysql://etl:hunter2@db1/shop"  # what the connector expands
     assert "hunter2" not in repr(spec)
     assert "hunter2" not in json.dumps(plan.to_json())
+
+
+FEATURES = """
+ENTITY customer KEY (customer_id);
+FEATURES wh.features.customer_stats ON customer
+  FROM wh.silver.orders TIMESTAMP updated_at (
+    n_30d = count(*) OVER 30 DAYS,
+    spend_90d = sum(amount) OVER 90 DAYS
+  );
+STAGE wh.silver.refined FROM wh.raw.customers DEDUPLICATE ON (id) MODE full;
+"""
+DATASET = """
+DATASET wh.training.churn
+  FROM wh.labels.churn TIMESTAMP observed_at
+  FEATURES (wh.features.customer_stats);
+"""
+
+#: The hashes these items had before DATASET and CURSOR on STAGE existed: items that use
+#: neither keep their checkpoints.
+PINNED = {
+    "wh.raw.customers": "9c3ad30144df4fa2b0fd37a273d3e89c760d5606054a92d4f9306c36b5d6684a",
+    "wh.raw.orders": "b204b57f0a49a45df79b8848b3309889e76e9fdb5e8153d5aaaa65feabe85144",
+    "wh.silver.orders": "3a2f0853480e6422f529224f7ffe31dd8117e119081c0baaaca75105a654e38d",
+    "wh.features.customer_stats": (
+        "df1c85bda9120912ab24c107366c4aebb9c2dedadafc7ff7a901b500c8e56f06"
+    ),
+    "wh.silver.refined": "db07f0bda74be12c283f9bc744e3e26eb1832aefacb3b00a537eee40431e6efa",
+}
+
+
+def test_existing_items_keep_their_hashes() -> None:
+    assert hashes(plan_of(BASE + FEATURES)) == PINNED
+
+
+def test_adding_a_dataset_changes_no_other_items_hash() -> None:
+    with_dataset = hashes(plan_of(BASE + FEATURES + DATASET))
+    assert {n: h for n, h in with_dataset.items() if n != "wh.training.churn"} == PINNED
+    assert len(with_dataset["wh.training.churn"]) == 64
+
+
+def test_a_datasets_hash_is_deterministic_and_ignores_layout() -> None:
+    base = hashes(plan_of(BASE + FEATURES + DATASET))["wh.training.churn"]
+    messy = '\n/* x */ dataset wh.training."churn" -- y\n from wh.labels.churn timestamp ' + (
+        "observed_at features(wh.features.customer_stats) mode FULL;"
+    )
+    assert hashes(plan_of(BASE + FEATURES + messy))["wh.training.churn"] == base
+    assert hashes(plan_of(BASE + DATASET + FEATURES))["wh.training.churn"] == base
+
+
+def test_a_dataset_hash_follows_what_it_joins() -> None:
+    base = hashes(plan_of(BASE + FEATURES + DATASET))
+    for changed in (
+        DATASET.replace("observed_at", "labelled_at"),
+        DATASET.replace("wh.labels.churn", "wh.labels.other"),
+        DATASET.replace(";", " NAME churn_training;"),
+    ):
+        after = hashes(plan_of(BASE + FEATURES + changed))
+        assert (
+            after.get("wh.training.churn", after.get("churn_training")) != base["wh.training.churn"]
+        )
+    # a new feature column is a new column of the training set; a new aggregate for the same
+    # column changes only the feature table
+    more = FEATURES.replace("OVER 90 DAYS", "OVER 90 DAYS, extra = max(amount)")
+    added = hashes(plan_of(BASE + more + DATASET))
+    assert {n for n, h in added.items() if base[n] != h} == {
+        "wh.features.customer_stats",
+        "wh.training.churn",
+    }
+    redefined = hashes(plan_of(BASE + FEATURES.replace("OVER 30 DAYS", "OVER 7 DAYS") + DATASET))
+    assert {n for n, h in redefined.items() if base[n] != h} == {"wh.features.customer_stats"}
+
+
+def test_a_cursor_on_an_incremental_stage_changes_only_that_stage() -> None:
+    stage = "STAGE wh.silver.refined FROM wh.raw.customers DEDUPLICATE ON (id) MODE full;"
+    incremental = stage.replace("MODE full", "MODE incremental CURSOR updated_at")
+    after = hashes(plan_of(BASE + FEATURES.replace(stage, incremental)))
+    assert {n for n, h in after.items() if PINNED[n] != h} == {"wh.silver.refined"}

@@ -65,8 +65,8 @@ class Connectors:
             return self._query_source(item, item.source)
         kind = item.kind.value.replace("_", " ")
         raise ConfigError(
-            f"item '{item.name}': this version of Stratum runs file loads, table, query and "
-            f"database copies; a {kind} cannot run yet"
+            f"item '{item.name}': a {kind} reads no rows through a source: it runs as SQL "
+            "inside its target's database (stratum.runtime.stages)"
         )
 
     def _table_source(

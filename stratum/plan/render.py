@@ -8,6 +8,7 @@ from smql import Mode
 from stratum.plan.canonical import to_data
 from stratum.plan.model import (
     DatabaseSource,
+    DatasetSource,
     FeatureSource,
     FileSource,
     MigrationPlan,
@@ -25,6 +26,7 @@ _KIND_WORDS = {
     "file_load": "file load",
     "stage": "stage",
     "feature_table": "feature table",
+    "dataset": "dataset",
 }
 
 
@@ -94,7 +96,12 @@ def _item_lines(number: int, item: PlanItem) -> list[str]:
     if o.where:
         rows.append(("where", o.where.normalized))
     rows += [("cast", f"{c.by} {c.match} -> {c.to}") for c in o.casts]
-    rows.append(("rows", _rows_text(item)))
+    rows_text = _rows_text(item)
+    if rows_text:  # a dataset has no row options
+        rows.append(("rows", rows_text))
+    runs = _runs_text(item)
+    if runs:
+        rows.append(("runs", runs))
     resume = _resume_text(item)
     if resume:
         rows.append(("resume", resume))
@@ -105,12 +112,38 @@ def _item_lines(number: int, item: PlanItem) -> list[str]:
 _RELOADED = "reloaded whole (MODE full; other modes refuse to resume)"
 
 
+def _runs_text(item: PlanItem) -> str:
+    """Where a stage, feature table or dataset runs: inside its target's database, after its
+    input is streamed in when that lives on another connection (stratum.runtime.stages)."""
+    src, home = item.source, item.target.connection
+    if isinstance(src, StageSource | FeatureSource):
+        read = src.input
+    elif isinstance(src, DatasetSource):
+        read = src.spine
+    else:
+        return ""
+    inside = f"as SQL inside {home}, in one transaction with its checkpoint"
+    if read is not None and read.connection != home:
+        return (
+            f"streamed from {read.connection} into {home} first ({item.name}/input, a "
+            f"resumable copy of {read.text}), then {inside}"
+        )
+    return inside
+
+
 def _resume_text(item: PlanItem) -> str:
     """How a killed or interrupted run of the item picks up, which depends on its keys."""
     src, o = item.source, item.options
     parts = (o.partitions or 1) > 1
     if isinstance(src, FileSource):
         return "after the last committed record"
+    if isinstance(src, StageSource) and o.mode is Mode.INCREMENTAL and o.cursor is not None:
+        dedupe = src.deduplicate.keys if src.deduplicate else ()
+        key = f"KEY ({', '.join(o.key)})" if o.key else f"DEDUPLICATE ON ({', '.join(dedupe)})"
+        return (
+            f"each run refines the input rows whose {o.cursor} is past the last run's, and "
+            f"merges them into the target by {key}"
+        )
     if o.mode is Mode.INCREMENTAL and o.cursor is not None:
         key = ", ".join(o.key) if o.key else "the primary or unique key"
         return (
@@ -140,7 +173,7 @@ def _resume_text(item: PlanItem) -> str:
             f"each table after its last committed primary or unique key{ranges}; a table "
             f"with neither is {_RELOADED}; keys, indexes and foreign keys are made after the data"
         )
-    return ""
+    return "a stopped run does its batch again, whole"  # stages, feature tables, datasets
 
 
 def _mode_text(item: PlanItem) -> str:
@@ -210,6 +243,18 @@ def _source_rows(item: PlanItem) -> list[tuple[str, str]]:
             ("expect", f"{e.sql.normalized} ELSE {e.action.value.upper()}")
             for e in src.expectations
         ]
+        return rows
+    if isinstance(src, DatasetSource):
+        rows = [("from", f"{src.spine.text}, as of {src.timestamp}")]
+        for table in src.features:
+            count = len(table.features)
+            rows.append(
+                (
+                    "features",
+                    f"{table.table.text} (keys {', '.join(table.keys)}; "
+                    f"{count} feature{'s' if count != 1 else ''})",
+                )
+            )
         return rows
     assert isinstance(src, FeatureSource)
     rows = [

@@ -56,7 +56,7 @@ EXIT_INTERRUPTED = 5
 EXIT_LOCKED = 6
 DRAIN_SECONDS = 4.5  # a stop must end within 5 s
 #: Items that run as SQL inside their target's database (runtime/stages.py).
-SQL_ITEMS = frozenset({ItemKind.STAGE, ItemKind.FEATURE_TABLE})
+SQL_ITEMS = frozenset({ItemKind.STAGE, ItemKind.FEATURE_TABLE, ItemKind.DATASET})
 
 
 @dataclass(frozen=True)

@@ -29,16 +29,25 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
+
 from smql import ExpectAction, ItemKind, Mode
 from stratum import failpoints
 from stratum.connectors.base import Checkpoint, Column, SqlDestination, SqlSession
 from stratum.connectors.sql import CHECKPOINT_SCHEMA, column_type, quote
 from stratum.errors import ConfigError, DestinationError
-from stratum.plan.model import FeatureSource, PlanItem, StageSource, TableRef, TableSource
+from stratum.plan.model import (
+    DatasetSource,
+    FeatureSource,
+    PlanItem,
+    StageSource,
+    TableRef,
+    TableSource,
+)
 from stratum.runtime.events import RuleCount, StageFinished, StageReport, Totals
 from stratum.runtime.fanout import FanOutRun, add_totals
 from stratum.runtime.pipeline import ItemResult, Outcome
-from stratum.stages.features_sql import feature_select
+from stratum.stages.features_sql import JoinedFeatures, dataset_select, feature_select
 from stratum.stages.stage_sql import query_sql, stage_sql
 from stratum.state import ItemState
 
@@ -115,10 +124,13 @@ def input_copy(item: PlanItem) -> PlanItem | None:
 
 
 def input_of(item: PlanItem) -> TableRef | None:
-    """The one table a stage or feature table reads (None: a query's tables)."""
+    """The one table a stage or feature table reads, a dataset's spine (None: a query's
+    tables)."""
     source = item.source
     if isinstance(source, StageSource | FeatureSource):
         return source.input
+    if isinstance(source, DatasetSource):
+        return source.spine
     return None
 
 
@@ -198,10 +210,17 @@ class StageRun(FanOutRun):
             f"PRIMARY KEY ({quote('item', dialect)}, {quote('batch', dialect)}))"
         )
 
+        schema = self._schema_sql(self.item.target)
+
         async def create(session: SqlSession) -> None:
             await session.execute(sql)
+            await session.execute(schema)
 
-        await destination.in_transaction("creating stratum.stage_batches", create)
+        # stages running at once would race to create it and their target schemas
+        # (PostgreSQL's CREATE ... IF NOT EXISTS is not safe against a concurrent one): one at a
+        # time in this process, before the stage's own transaction
+        async with _bookkeeping_lock():
+            await destination.in_transaction("creating stratum.stage_batches", create)
 
     async def _execute(
         self, input_ref: TableRef | None, started: float, clock: float
@@ -209,6 +228,8 @@ class StageRun(FanOutRun):
         source = self.item.source
         if isinstance(source, FeatureSource):
             return await self._feature_table(source, input_ref, clock, started)
+        if isinstance(source, DatasetSource):
+            return await self._dataset(source, input_ref, clock, started)
         assert isinstance(source, StageSource)
         if source.query is not None:
             return await self._query_stage(source, started, clock)
@@ -238,6 +259,44 @@ class StageRun(FanOutRun):
             "features", select, count, streamed=streamed, clock=clock, started=started
         )
 
+    async def _dataset(
+        self, source: DatasetSource, input_ref: TableRef | None, clock: float, started: float
+    ) -> tuple[StageReport, Checkpoint]:
+        item, destination = self.item, self.sql_destination
+        spine_ref = input_ref or source.spine
+        columns = await self._retry(lambda: destination.columns(spine_ref))
+        if columns is None:
+            raise ConfigError(f"item '{item.name}': its spine {source.spine.text} does not exist")
+        tables = []
+        for joined in source.features:
+            if joined.table.connection != item.target.connection:
+                raise ConfigError(
+                    f"item '{item.name}': the feature table {joined.table.text} is on "
+                    f"connection '{joined.table.connection}'; a dataset joins feature tables "
+                    f"inside its own connection, '{item.target.connection}'"
+                )
+            tables.append(
+                JoinedFeatures(
+                    table=destination.relation(joined.table),
+                    keys=joined.keys,
+                    timestamp=joined.timestamp,
+                    features=joined.features,
+                )
+            )
+        spine = destination.relation(spine_ref)
+        select = dataset_select(
+            spine_table=spine,
+            spine_columns=[c.name for c in columns],
+            spine_timestamp=source.timestamp,
+            tables=tables,
+            dialect=destination.capabilities.dialect,
+        )
+        count = f"SELECT COUNT(*) FROM {spine}"
+        streamed = input_ref is not None
+        return await self._materialize(
+            "dataset", select, count, streamed=streamed, clock=clock, started=started
+        )
+
     async def _materialize(
         self,
         kind: str,
@@ -254,13 +313,11 @@ class StageRun(FanOutRun):
         target = destination.relation(item.target)
         checkpoint = self._current()
         batch = checkpoint.batches + 1
-        schema = self._schema_sql(item.target)
 
         async def work_in(session: SqlSession) -> tuple[StageReport, Checkpoint]:
             read = None
             if count_input is not None:
                 read = int((await session.fetch(count_input))[0][0])
-            await session.execute(schema)
             await session.execute(f"DROP TABLE IF EXISTS {target}")
             await session.execute(f"CREATE TABLE {target} AS {select}")
             written = int((await session.fetch(f"SELECT COUNT(*) FROM {target}"))[0][0])
@@ -319,7 +376,6 @@ class StageRun(FanOutRun):
         target = destination.relation(item.target)
         quarantine_ref = dataclasses.replace(item.target, table=f"{item.target.table}_quarantine")
         quarantine = destination.relation(quarantine_ref)
-        schema = self._schema_sql(item.target)
 
         async def work_in(session: SqlSession) -> tuple[StageReport, Checkpoint]:
             q = sql.q
@@ -349,7 +405,6 @@ class StageRun(FanOutRun):
                     rows = await session.fetch(sql.failing(work, rule, _SHOWN_ROWS))
                     raise StageFailed(_fail_message(item, rule.label, failed, sql.outputs, rows))
             kept = shaped - quarantined - dropped
-            await session.execute(schema)
             if item.options.mode is Mode.INCREMENTAL:
                 await session.execute(
                     f"CREATE TABLE IF NOT EXISTS {target} AS "
@@ -515,6 +570,15 @@ class StageRun(FanOutRun):
         key = f"{quote('item', dialect)} = $1 AND {quote('batch', dialect)} = $2"
         await session.execute(f"DELETE FROM {table} WHERE {key}", self.item.name, report.batch)
         await session.execute(f"INSERT INTO {table} ({names}) VALUES ({params})", *values)
+
+
+_LOCKS: list[anyio.Lock] = []
+
+
+def _bookkeeping_lock() -> anyio.Lock:
+    if not _LOCKS:
+        _LOCKS.append(anyio.Lock())
+    return _LOCKS[0]
 
 
 def _totals_of(checkpoint: Checkpoint) -> Totals:

@@ -238,6 +238,7 @@ def stage_sql(
     names it (MODE incremental). ConfigError for a name or expression that does not fit."""
     label = f"item '{item.name}'"
     options = item.options
+    every = [c.name for c in columns]  # a CURSOR may be a lineage column: _stratum_batch
     columns = [c for c in columns if c.name not in LINEAGE_COLUMNS]
     names = [c.name for c in columns]
 
@@ -262,7 +263,7 @@ def stage_sql(
     if options.mode is Mode.INCREMENTAL:
         if options.cursor is None or cursor_type is None:
             raise ConfigError(f"{label}: MODE incremental needs a CURSOR column of the input")
-        cursor = _column(options.cursor, names, f"{label}: CURSOR")
+        cursor = _column(options.cursor, every, f"{label}: CURSOR")
         read_after = (
             f"SELECT *, {rank} AS {q(_RANK)} FROM {input_relation} "
             f"WHERE {q(cursor)} > CAST(CAST($1 AS TEXT) AS {cursor_type})"

@@ -229,7 +229,13 @@ def test_an_incremental_stage_processes_only_new_rows(tmp_path: Path, warehouse:
         "  DEDUPLICATE ON (id) ORDER BY updated_at DESC\n"
         "  EXPECT amount > 0 ELSE DROP;\n"
     )
-    migrate = plan(tmp_path, warehouse, stage)
+    # downstream, an incremental stage on the silver table's batch ids
+    gold = (
+        f"STAGE wh.{p}gold.events FROM wh.{p}silver.events\n"
+        "  MODE incremental CURSOR _stratum_batch KEY (id)\n"
+        "  COMPUTE doubled = amount * 2;\n"
+    )
+    migrate = plan(tmp_path, warehouse, stage, gold)
     name = f"wh.{p}silver.events"
 
     first = summary_of(migrate)[name]["stage"]
@@ -250,6 +256,22 @@ def test_an_incremental_stage_processes_only_new_rows(tmp_path: Path, warehouse:
         (3, Decimal("3.00"), 1),
         (4, Decimal("4.00"), 2),
     ]
+
+    downstream = warehouse.query(
+        f"SELECT id, doubled, _stratum_batch FROM {p}gold.events ORDER BY id"
+    )
+    # gold's batch 2 holds exactly silver's batch 2: the new 2 and 4
+    assert downstream == [
+        (1, Decimal("2.00"), 1),
+        (2, Decimal("42.00"), 2),
+        (3, Decimal("6.00"), 1),
+        (4, Decimal("8.00"), 2),
+    ]
+    booked_gold = warehouse.query(
+        "SELECT batch, records_in FROM stratum.stage_batches "
+        f"WHERE item = 'wh.{p}gold.events' ORDER BY batch"
+    )
+    assert booked_gold == [(1, 3), (2, 2)]
 
     third = summary_of(migrate)[name]["stage"]
     assert third["batch"] is None  # nothing new: no batch

@@ -55,3 +55,73 @@ def test_an_incremental_item_resumes_after_its_cursor_and_key() -> None:
         "after the last committed (updated_at, id): each run reads the rows whose updated_at is "
         "past the last one's"
     )
+
+
+def item_rows(source: str, name: str) -> list[str]:
+    """The rows `stratum plan` prints under one item, stripped."""
+    text = plan_of(source).to_text()
+    lines = text.splitlines()
+    (start,) = [
+        k for k, line in enumerate(lines) if line.strip().split("  ")[0].endswith(f". {name}")
+    ]
+    rows = []
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            break
+        rows.append(line.strip())
+    return rows
+
+
+def test_a_dataset_shows_its_spine_and_each_feature_table() -> None:
+    source = """
+ENTITY customer KEY (customer_id);
+ENTITY region KEY (country, city);
+FEATURES wh.f.customers ON customer FROM wh.s.orders TIMESTAMP created_at (
+  n = count(*), total = sum(amount)
+);
+FEATURES wh.f.regions ON region FROM wh.s.orders TIMESTAMP created_at (n = count(*));
+DATASET wh.t.churn FROM wh.labels.churn TIMESTAMP observed_at
+  FEATURES (wh.f.customers, wh.f.regions);
+"""
+    text = plan_of(source).to_text()
+    assert "wh.t.churn  [dataset]  #" in text
+    assert item_rows(source, "wh.t.churn") == [
+        "from       wh.labels.churn, as of observed_at",
+        "features   wh.f.customers (keys customer_id; 2 features)",
+        "features   wh.f.regions (keys country, city; 1 feature)",
+        "into       wh.t.churn",
+        "mode       full",
+        "runs       as SQL inside wh, in one transaction with its checkpoint",
+        "resume     a stopped run does its batch again, whole",
+        "after      wh.f.customers (reads wh.f.customers)",
+        "after      wh.f.regions (reads wh.f.regions)",
+    ]
+
+
+def test_an_incremental_stage_says_what_each_run_refines() -> None:
+    line = resume_line(
+        "STAGE wh.s FROM wh.r MODE incremental CURSOR updated_at DEDUPLICATE ON (id, line);"
+    )
+    assert line == (
+        "each run refines the input rows whose updated_at is past the last run's, and merges "
+        "them into the target by DEDUPLICATE ON (id, line)"
+    )
+    line = resume_line("STAGE wh.s FROM wh.r MODE incremental CURSOR seq KEY (id);")
+    assert line.endswith("merges them into the target by KEY (id)")
+    rows = item_rows("STAGE wh.s FROM wh.r MODE incremental CURSOR seq KEY (id);", "wh.s")
+    assert "mode       incremental, key (id), cursor seq" in rows
+
+
+def test_a_stage_says_whether_it_runs_inside_its_database_or_streams_its_input_in() -> None:
+    source = """
+CONNECTION shop = 'mysql://root@h/shop';
+STAGE wh.silver.local FROM wh.bronze.orders DEDUPLICATE ON (id);
+STAGE wh.silver.remote FROM shop.orders DEDUPLICATE ON (id);
+"""
+    local = item_rows(source, "wh.silver.local")
+    assert "runs       as SQL inside wh, in one transaction with its checkpoint" in local
+    remote = item_rows(source, "wh.silver.remote")
+    assert (
+        "runs       streamed from shop into wh first (wh.silver.remote/input, a resumable copy "
+        "of shop.orders), then as SQL inside wh, in one transaction with its checkpoint"
+    ) in remote

@@ -20,7 +20,7 @@ INSTALL_STAMP = $(VENV)/.installed
 
 help:
 	@echo "make install     create $(VENV) (if absent) and install stratum with the dev extras"
-	@echo "make quickstart  migrate examples/quickstart.smql into an embedded DuckDB file"
+	@echo "make quickstart  the examples quickstart, medallion and features into embedded DuckDB files"
 	@echo "make test        run the test suite (extra pytest options: PYTEST_ARGS='...')"
 	@echo "make lint        ruff check, ruff format --check, mypy"
 	@echo "make fmt         ruff format and ruff check --fix"
@@ -39,6 +39,8 @@ $(INSTALL_STAMP): pyproject.toml
 
 quickstart: install
 	$(VENV)/bin/stratum migrate examples/quickstart.smql
+	$(VENV)/bin/stratum migrate examples/medallion.smql
+	$(VENV)/bin/stratum migrate examples/features.smql
 
 test: install
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

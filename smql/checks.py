@@ -293,6 +293,8 @@ class _Checker:
             self._file(st)
         if isinstance(st, s.Features):
             self._features(st, sql_dialect)
+        if isinstance(st, s.StageFrom | s.Features):
+            self._streaming_options(st)
         if isinstance(st, s.MigrateDatabase):
             for opt in st.options:
                 if isinstance(opt, s.IncludingOption | s.ExcludingOption | s.IncludingViewsOption):
@@ -431,6 +433,22 @@ class _Checker:
                 f"CURSOR only applies to MODE incremental (this item is MODE {mode.value})",
                 _head_span(cursor, "CURSOR"),
             )
+
+    def _streaming_options(self, st: s.StageFrom | s.Features) -> None:
+        """BATCH SIZE and ON ERROR tune the copy that streams a stage's input in from another
+        connection; a stage whose input is on its own connection runs as SQL there, where they
+        would mean nothing (an option is never parsed and then ignored)."""
+        home = st.target.parts[0].name
+        if st.input.parts[0].name != home:
+            return
+        for opt in st.options:
+            if isinstance(opt, s.BatchSizeOption | s.OnErrorOption):
+                clause = "BATCH SIZE" if isinstance(opt, s.BatchSizeOption) else "ON ERROR"
+                self.error(
+                    f"{clause} tunes the copy that streams an input in from another connection; "
+                    f"this item reads {st.input.text} inside '{home}', where it runs as SQL",
+                    _head_span(opt, clause.split(maxsplit=1)[0]),
+                )
 
     def _stage_merge_key(self, st: s.ItemStatement, where: s.Span) -> None:
         """An incremental stage without KEY merges new versions of a row into its target by its
@@ -648,12 +666,10 @@ class _Checker:
             if dialect is None:
                 continue
             tree = self._sql(feature.expr, SqlKind.EXPRESSION, dialect)
-            if tree is not None and type(tree) not in FEATURE_AGGREGATES:
-                self.error(
-                    "a feature is one aggregate: count(*), count(x), count(DISTINCT x), "
-                    "sum(x), avg(x), min(x), max(x) or last(x)",
-                    feature.expr.span,
-                )
+            if tree is not None:
+                problem = _feature_problem(tree)
+                if problem is not None:
+                    self.error(problem, feature.expr.span)
 
     def _unique_idents(self, idents: Sequence[s.Ident], what: str) -> None:
         seen: dict[str, s.Ident] = {}
@@ -795,3 +811,23 @@ def _head_span(opt: s.Option, keyword: str) -> s.Span:
     return s.Span(
         span.start, span.start + width, span.line, span.column, span.line, span.column + width
     )
+
+
+def _feature_problem(tree: exp.Expr) -> str | None:
+    """Why a feature's expression is not made of the aggregates a feature table computes (None
+    when it is): one or more of them, combined as an expression (`sum(total) / count(*)`), every
+    column read inside one."""
+    kinds = "count(*), count(x), count(DISTINCT x), sum, avg, min, max, first(x) or last(x)"
+    aggregates = list(tree.find_all(exp.AggFunc))
+    if not aggregates:
+        return f"a feature is an aggregate over the entity's rows: {kinds}"
+    for node in aggregates:
+        if type(node) not in FEATURE_AGGREGATES:
+            return f"'{node.sql()}' is not an aggregate a feature can use: {kinds}"
+    for column in tree.find_all(exp.Column):
+        if column.find_ancestor(exp.AggFunc) is None:
+            return (
+                f"'{column.sql()}' is read outside an aggregate: a feature combines aggregates "
+                "only, e.g. sum(total) / count(*)"
+            )
+    return None

@@ -72,6 +72,8 @@ FEATURE_AGGREGATES: dict[type[exp.Expr], str] = {
     exp.Max: "max",
     exp.Last: "last",
     exp.LastValue: "last",
+    exp.First: "first",
+    exp.FirstValue: "first",
 }
 
 

@@ -478,6 +478,19 @@ def _no_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
+def json_number(text: str) -> float | Decimal:
+    """A JSON number with a fraction or an exponent: a float when the float's shortest text is
+    the same number, else the exact Decimal (`json.loads(..., parse_float=json_number)`)."""
+    number = float(text)
+    if math.isfinite(number):
+        try:
+            if Decimal(repr(number)) == Decimal(text):
+                return number
+        except InvalidOperation:  # pragma: no cover - json only hands over valid numbers
+            pass
+    return Decimal(text)
+
+
 def _json_converter(target: SqlType) -> Converter:
     def convert(value: Any) -> Any:
         cls = value.__class__
@@ -485,7 +498,8 @@ def _json_converter(target: SqlType) -> Converter:
             return value
         if cls is str or cls is bytes:
             try:
-                return json.loads(value, parse_constant=_no_constant)
+                # a number a float cannot hold exactly stays a Decimal, every digit kept
+                return json.loads(value, parse_constant=_no_constant, parse_float=json_number)
             except (ValueError, UnicodeDecodeError):
                 _not(value, target)
         if cls is bool or cls is int:

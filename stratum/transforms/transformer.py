@@ -106,6 +106,13 @@ class Transformer:
         self._text_checks = text_checks
         self.casts = casts or {}  # source column -> the type its CAST rule converts it to
         self._staging_checks = staging_checks
+        # JSON-cast columns among the checked ones (the rest are dates and timestamps)
+        self._json_checked = frozenset(
+            index
+            for index, column in enumerate(source_schema.columns)
+            if (self.casts.get(column.name) or "").split("(")[0].strip().lower()
+            in ("json", "jsonb")
+        )
 
     @property
     def schema(self) -> Schema:
@@ -146,6 +153,11 @@ class Transformer:
         always correct, only slower."""
         for index in (self._staging_checks if staged else self._text_checks) or ():
             values = [v for row in rows if (v := row[index]) is not None]
+            if index in self._json_checked:
+                # a bare JSON null: the typed path loads SQL NULL, PostgreSQL would load 'null'
+                if any(v.strip() == "null" for v in values):
+                    return False
+                continue
             tails = "\n" + "\n".join([v[-_TAIL:] for v in values]) + "\n"
             if _OFFSET_TAIL.search(tails):
                 return False
@@ -320,14 +332,15 @@ class _Builder:
         column must be output as it is, in order, and every CAST must go from text to a type
         PostgreSQL reads as this stage converts it. A date or timestamp written with a UTC
         offset is the exception (this stage converts it to UTC, PostgreSQL drops the offset),
-        so those columns are checked batch by batch."""
+        and so is a bare JSON `null` (this stage loads SQL NULL, PostgreSQL the JSON null), so
+        those columns are checked batch by batch."""
         if not plain:
             return None
         checks = []
         for index, cast in casts.items():
             if self.types[index].kind is not Kind.TEXT or cast.target.kind not in _TEXT_SAFE:
                 return None
-            if cast.target.kind in (Kind.DATE, Kind.TIMESTAMP):
+            if cast.target.kind in (Kind.DATE, Kind.TIMESTAMP, Kind.JSON):
                 checks.append(index)
         return tuple(sorted(checks))
 

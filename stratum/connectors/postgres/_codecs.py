@@ -35,13 +35,13 @@ what it reads is what the destination writes.
 from __future__ import annotations
 
 import json
-import math
 import re
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from stratum.connectors.sql import json_text
+from stratum.transforms.convert import json_number
 
 __all__ = [
     "INFINITY",
@@ -153,19 +153,6 @@ def decode_timestamptz(value: tuple[int]) -> datetime | str:
 
 
 # --- json ------------------------------------------------------------------------------------
-
-
-def json_number(text: str) -> float | Decimal:
-    """A JSON number with a fraction or an exponent: a float when the float's shortest text is
-    the same number, else the exact Decimal (`json.loads(..., parse_float=json_number)`)."""
-    number = float(text)
-    if math.isfinite(number):
-        try:
-            if Decimal(repr(number)) == Decimal(text):
-                return number
-        except InvalidOperation:  # pragma: no cover - json only hands over valid numbers
-            pass
-    return Decimal(text)
 
 
 def json_exact(value: Any) -> str:

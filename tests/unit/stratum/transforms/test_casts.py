@@ -220,6 +220,12 @@ def test_jsonb() -> None:
     assert cast("json", ["null"])[0] == [None]  # JSON null becomes SQL NULL
 
 
+def test_json_numbers_a_float_cannot_hold_stay_exact() -> None:
+    good, _ = cast("jsonb", ['{"big": 12345678901234567890.5, "small": 2.5}', "0.1"])
+    assert good == [{"big": Decimal("12345678901234567890.5"), "small": 2.5}, 0.1]
+    assert isinstance(good[0]["small"], float)
+
+
 def test_bytea() -> None:
     values = ["\\x0aff", "abc", "a\\\\b", "a\\101", "\\xzz", "a\\b"]
     assert cast("bytea", values) == (

@@ -284,3 +284,10 @@ def test_bare_dates_pass_as_text() -> None:
     transformer = build(schema(("on", "text")), casts=[("column", "on", "date")])
     assert transformer.text_safe([("2024-01-02",), ("1999-12-31",), (None,), ("0009-12-04",)])
     assert not transformer.text_safe([("2024-01-02",), ("2024-01-02 10:00+02",)])
+
+
+def test_a_bare_json_null_sends_the_batch_the_typed_way() -> None:
+    """The typed path loads a bare `null` as SQL NULL; PostgreSQL would load the JSON null."""
+    transformer = build(schema(("doc", "text")), casts=[("column", "doc", "jsonb")])
+    assert transformer.text_safe([('{"a": null}',), ("[null]",), (None,), ("7",)])
+    assert not transformer.text_safe([('{"a": 1}',), (" null ",)])

@@ -27,6 +27,7 @@ from smql.formatter import format_source
 from stratum import __version__
 from stratum.cli.engine import migrate, progress
 from stratum.cli.testconn import check_connections
+from stratum.cli.verify import verify
 from stratum.errors import PlanError
 from stratum.plan import compile_plan, diagnose
 
@@ -190,6 +191,7 @@ def fmt(
 app.command()(migrate)
 app.command()(progress)
 app.command(name="test-conn")(check_connections)
+app.command()(verify)
 
 
 def _count(n: int, word: str) -> str:

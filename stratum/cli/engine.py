@@ -23,6 +23,7 @@ from stratum.cli.display import (
     summary_json,
     summary_table,
 )
+from stratum.cli.verify import run_verify, show, verdict
 from stratum.errors import ConfigError, PlanError, StateLocked, StateStoreError
 from stratum.plan import load_plan
 from stratum.resilience import RetryPolicy
@@ -75,6 +76,12 @@ def migrate(
             help="json or console log lines instead of progress bars (the default off a TTY).",
         ),
     ] = None,
+    verify_after: Annotated[
+        bool,
+        typer.Option(
+            "--verify", help="After a successful run, compare sources and destinations (verify)."
+        ),
+    ] = False,
 ) -> None:
     """Run a plan: load every item, checkpointing each batch; run again to resume."""
     if log_format not in (None, "json", "console"):
@@ -124,6 +131,10 @@ def migrate(
         out.print(note, markup=False, highlight=False)
     if summary is not None:
         summary.write_text(summary_json(result, str(file)) + "\n", encoding="utf-8")
+    if verify_after and result.exit_code == 0:
+        checks = run_verify(plan, tuple(item or ()), 10_000)
+        show(checks, as_json=False)
+        raise typer.Exit(verdict(checks))
     raise typer.Exit(result.exit_code)
 
 

@@ -16,7 +16,7 @@ import contextlib
 import dataclasses
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeVar
@@ -132,6 +132,7 @@ class ItemRun:
         self.breaker = CircuitBreaker(
             threshold=self.policy.breaker_threshold, cooldown=self.policy.breaker_cooldown
         )
+        self.source_breaker = CircuitBreaker.from_policy(self.policy, name="source")
 
     # --- messages from the executor -----------------------------------------------------
 
@@ -189,7 +190,7 @@ class ItemRun:
             checkpoint = dataclasses.replace(checkpoint or fresh, run_id=self.run_id)
             self._checkpoint = checkpoint
             self._totals = _totals_of(checkpoint)
-            await anyio.to_thread.run_sync(self.rejects.trim, checkpoint.batches)
+            await self._reject_file(self.rejects.trim, checkpoint.batches)
             transformer = Transformer.build(
                 await self.source.schema(),
                 remaining_options(self.source, item.options),  # not what the source applied
@@ -309,7 +310,7 @@ class ItemRun:
                 " (give it a KEY, or use MODE full)",
             )
         await self._retry(lambda: self.destination.forget(self.item.name))
-        await anyio.to_thread.run_sync(self.rejects.trim, 0)
+        await self._reject_file(self.rejects.trim, 0)
         return None  # start over: prepare truncates again
 
     def _skip_message(self) -> str:
@@ -333,8 +334,8 @@ class ItemRun:
             if self._text is not None:
                 await self._produce_text(send, self._text, transformer, coercion)
                 return
-            batches = self.source.read(self._current().cursor, self._batch_size())
-            async for raw in batches:
+            size = self._batch_size()
+            async for raw in self._batches(lambda after: self.source.read(after, size)):
                 if transformer.is_identity and coercion.is_identity:
                     batch = transformer.apply(raw)
                 else:
@@ -355,8 +356,8 @@ class ItemRun:
     ) -> None:
         """The pass-through path: batches of text, sent as they are read; each carries how
         to read its rows again typed, should the destination refuse one of them."""
-        after = self._current().cursor
-        async for raw in source.read_text(after, self._batch_size()):
+        after, size = self._current().cursor, self._batch_size()
+        async for raw in self._batches(lambda after: source.read_text(after, size)):
             batch = TransformedBatch(
                 raw.rows,
                 raw.positions,
@@ -413,6 +414,38 @@ class ItemRun:
             after = raw.cursor
             if self._stopping:
                 break
+
+    async def _batches(
+        self, read: Callable[[Cursor], AsyncIterator[RawBatch]]
+    ) -> AsyncIterator[RawBatch]:
+        """The source's batches from the checkpoint's cursor on. A read that fails transiently
+        (a lost connection) is opened again after the last batch it gave, with the policy's
+        waits and through the source's breaker; a source that cannot resume after a key fails
+        the item instead, as reading it again would repeat rows already sent."""
+        after = self._current().cursor
+        reading: AsyncIterator[RawBatch] | None = None
+
+        async def next_batch() -> RawBatch | None:
+            nonlocal reading
+            if reading is None:
+                reading = read(after)
+            try:
+                return await anext(reading)
+            except StopAsyncIteration:
+                return None
+            except BaseException:
+                reading = None
+                raise
+
+        resumable = getattr(self.source, "resumable", True)
+        while True:
+            raw = await (
+                self._retry(next_batch, self.source_breaker) if resumable else next_batch()
+            )
+            if raw is None:
+                return
+            yield raw
+            after = raw.cursor
 
     async def _send(self, send: MemoryObjectSendStream[Queued], batch: Queued) -> None:
         await self._budget.acquire(_nbytes(batch))
@@ -494,9 +527,7 @@ class ItemRun:
             )
 
         if rejected and on_error is OnError.REJECT:  # on disk before the commit that counts them
-            await anyio.to_thread.run_sync(
-                self.rejects.append, item.name, self.run_id, seq, rejected
-            )
+            await self._reject_file(self.rejects.append, item.name, self.run_id, seq, rejected)
         try:
             await self._write(
                 rows,
@@ -514,8 +545,8 @@ class ItemRun:
                 if more and on_error is OnError.REJECT:
                     # this batch's lines again, in the file's order (nothing of it committed)
                     merged = sorted([*rejected, *more], key=lambda r: r.position)
-                    await anyio.to_thread.run_sync(self.rejects.trim, previous.batches)
-                    await anyio.to_thread.run_sync(
+                    await self._reject_file(self.rejects.trim, previous.batches)
+                    await self._reject_file(
                         self.rejects.append, item.name, self.run_id, seq, merged
                     )
                 rejected += more
@@ -524,9 +555,7 @@ class ItemRun:
             if refused and on_error is OnError.STOP:
                 raise ItemFailed(_stop_message(item.name, refused[0])) from None
             if refused and on_error is OnError.REJECT:
-                await anyio.to_thread.run_sync(
-                    self.rejects.append, item.name, self.run_id, seq, refused
-                )
+                await self._reject_file(self.rejects.append, item.name, self.run_id, seq, refused)
             rejected += refused
             await self._write(rows, checkpoint_for(len(rows), len(rejected)), commit=True)
         self._checkpoint = checkpoint_for(len(rows), len(rejected))
@@ -587,7 +616,13 @@ class ItemRun:
         assert schema is not None
         try:
             written = await self._retry(
-                lambda: destination.write_staged(target, schema, names, copy, select, checkpoint_of)
+                self._at_most_once(
+                    lambda: destination.write_staged(
+                        target, schema, names, copy, select, checkpoint_of
+                    ),
+                    previous.batches + 1,
+                    lambda landed: landed.rows_written - previous.rows_written,
+                )
             )
         except RowError:
             typed = await staged.retype()
@@ -630,25 +665,54 @@ class ItemRun:
         copy: tuple[CopyFormat, str | bytes] | None = None,
     ) -> None:
         item = self.item
+        write: Callable[[], Awaitable[None]]
         if text:
             destination = self.destination
             assert isinstance(destination, TextDestination)
             schema = self._schema_for_write()
-            await self._retry(
-                lambda: destination.write_text(item.target, schema, rows, checkpoint, copy=copy)
-            )
-            return
-        await self._retry(
-            lambda: self.destination.write(
-                item.target,
-                self._schema_for_write(),
-                rows,
-                checkpoint,
-                item.options.mode,
-                item.options.key,
-                commit=commit,
-            )
-        )
+
+            def write() -> Awaitable[None]:
+                return destination.write_text(item.target, schema, rows, checkpoint, copy=copy)
+
+        else:
+
+            def write() -> Awaitable[None]:
+                return self.destination.write(
+                    item.target,
+                    self._schema_for_write(),
+                    rows,
+                    checkpoint,
+                    item.options.mode,
+                    item.options.key,
+                    commit=commit,
+                )
+
+        if commit:
+            write = self._at_most_once(write, checkpoint.batches, lambda landed: None)
+        await self._retry(write)
+
+    def _at_most_once(
+        self,
+        write: Callable[[], Awaitable[T]],
+        batches: int,
+        committed: Callable[[Checkpoint], T],
+    ) -> Callable[[], Awaitable[T]]:
+        """`write`, which commits the item's batch number `batches`, made safe to retry: a
+        connection lost at COMMIT leaves unknown whether the server committed, so before each
+        retry the destination's checkpoint is read, and a batch it already counts is not written
+        again (`committed` gives the result from that checkpoint)."""
+        tried = False
+
+        async def attempt() -> T:
+            nonlocal tried
+            if tried:
+                landed = await self.destination.checkpoint(self.item.name)
+                if landed is not None and landed.batches >= batches:
+                    return committed(landed)
+            tried = True
+            return await write()
+
+        return attempt
 
     async def _isolate(
         self,
@@ -700,14 +764,22 @@ class ItemRun:
         assert self._checkpoint is not None
         return self._checkpoint
 
-    async def _retry(self, fn: Callable[[], Awaitable[T]]) -> T:
+    async def _retry(
+        self, fn: Callable[[], Awaitable[T]], breaker: CircuitBreaker | None = None
+    ) -> T:
         """Transient failures retried with backoff; CircuitOpen pauses the item, up to
-        MAX_PAUSES times, then the item gives up."""
+        MAX_PAUSES times, then the item gives up. Once a probe succeeds, the item is back in
+        the state it was in before the pause. The breaker is the destination's unless another
+        is given."""
         pauses = 0
+        before = self._state
         while True:
             try:
-                return await call_with_retry(
-                    fn, policy=self.policy, breaker=self.breaker, on_retry=self._on_retry
+                result = await call_with_retry(
+                    fn,
+                    policy=self.policy,
+                    breaker=breaker or self.breaker,
+                    on_retry=self._on_retry,
                 )
             except CircuitOpen:
                 pauses += 1
@@ -715,6 +787,24 @@ class ItemRun:
                     raise
                 await self._record(ItemState.PAUSED, "circuit open: waiting before a probe")
                 await anyio.sleep(self.policy.breaker_cooldown)
+                continue
+            if pauses and self._state is ItemState.PAUSED:
+                await self._record(before)
+            return result
+
+    async def _reject_file(self, work: Callable[..., object], *args: object) -> None:
+        """`work(*args)` on the reject file, in a thread. A file that cannot be written (a full
+        disk, no permission) fails the item, naming the file, before the batch whose lines it
+        was to hold is committed."""
+        try:
+            await anyio.to_thread.run_sync(work, *args)
+        except OSError as exc:
+            committed = self._checkpoint.batches if self._checkpoint is not None else 0
+            raise ItemFailed(
+                f"item '{self.item.name}': cannot write its reject file {self.rejects.path} "
+                f"({exc.strerror or exc}); nothing was committed past batch {committed}, run "
+                "again once the file can be written"
+            ) from exc
 
     def _on_retry(self, attempt: int, error: BaseException, delay: float) -> None:
         self._totals = dataclasses.replace(

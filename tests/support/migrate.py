@@ -121,6 +121,22 @@ class Migrate:
         return kills
 
 
+def wait_for_event(process: subprocess.Popen[str], name: str, timeout: float = 60) -> str:
+    """Read the process's log lines until one is event `name` (a run has got that far: a signal
+    sent now reaches its handlers, however slow the start-up); the lines read so far."""
+    assert process.stderr is not None
+    deadline = time.monotonic() + timeout
+    lines = []
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if not line:
+            raise AssertionError(f"the run ended before {name}: {''.join(lines)[-2000:]}")
+        lines.append(line)
+        if f'"event": "{name}"' in line:
+            return "".join(lines)
+    raise AssertionError(f"no {name} within {timeout} s")
+
+
 def events(stderr: str, name: str) -> list[dict[str, Any]]:
     """The JSON log events of that name a run wrote, in order."""
     return [json.loads(line) for line in stderr.splitlines() if f'"event": "{name}"' in line]

@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 
 from tests.support.databases import ThrowawayDatabase
-from tests.support.migrate import ROWS, Migrate, write_people, write_plan
+from tests.support.migrate import ROWS, Migrate, wait_for_event, write_people, write_plan
 
 SEED = 20261121
 KILLS = [  # (failpoint, batch): 4 windows x 4 seeded batches = 16 kills
@@ -80,7 +80,7 @@ def test_sigterm_drains_checkpoints_and_exits_5_then_resumes(
     plan = write_plan(tmp_path, postgres_database.url, table, settings="SET queue_size = 2;")
     migrate = Migrate(plan, tmp_path / "state")
     process = migrate.start("after_commit=sleep:0.05@*")
-    time.sleep(1.5)
+    wait_for_event(process, "batch_processed")  # not a fixed sleep: start-up may be slow
     sent = time.monotonic()
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=30)
@@ -103,7 +103,7 @@ def test_a_second_signal_exits_at_once_and_stays_consistent(
     table = "people_two_signals"
     migrate = Migrate(write_plan(tmp_path, postgres_database.url, table), tmp_path / "state")
     process = migrate.start("after_commit=sleep:0.3@*")
-    time.sleep(1.5)
+    wait_for_event(process, "batch_processed")
     process.send_signal(signal.SIGINT)
     time.sleep(0.05)
     sent = time.monotonic()

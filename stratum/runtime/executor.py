@@ -33,7 +33,7 @@ from stratum.connectors.base import Destination, SchemaDestination, SqlDestinati
 from stratum.connectors.registry import ConnectorFactory, Connectors
 from stratum.errors import ConfigError, StratumError
 from stratum.plan.model import MigrationPlan, PlanItem
-from stratum.resilience import RetryPolicy
+from stratum.resilience import CircuitBreaker, RetryPolicy, call_with_retry
 from stratum.runtime.events import (
     ErrorOccurred,
     EventBus,
@@ -230,7 +230,7 @@ class MigrationExecutor:
                 raise ConfigError(
                     f"item '{item.name}': its destination cannot create a database's schema"
                 )
-            await destination.open()
+            await self.open_destination(destination)
         except StratumError as exc:
             return self._failed_to_start(item, exc, started)
 
@@ -271,7 +271,7 @@ class MigrationExecutor:
                     f"inside its target's database, which connection "
                     f"'{item.target.connection}' cannot do; use PostgreSQL or DuckDB"
                 )
-            await destination.open()
+            await self.open_destination(destination)
         except StratumError as exc:
             return self._failed_to_start(item, exc, started)
 
@@ -309,7 +309,7 @@ class MigrationExecutor:
         started = time.monotonic()
         try:
             destination = self.connectors.destination(item)
-            await destination.open()
+            await self.open_destination(destination)
         except StratumError as exc:
             return self._failed_to_start(item, exc, started)
 
@@ -363,6 +363,15 @@ class MigrationExecutor:
             with anyio.CancelScope(shield=True):
                 await destination.close()
 
+    async def open_destination(self, destination: Destination) -> None:
+        """Open a destination, a transient fault (a reset, a terminated backend) retried with
+        the run's waits, as every later call is."""
+        breaker = CircuitBreaker(
+            threshold=self.options.policy.breaker_threshold,
+            cooldown=self.options.policy.breaker_cooldown,
+        )
+        await call_with_retry(destination.open, policy=self.options.policy, breaker=breaker)
+
     def _failed_to_start(self, item: PlanItem, exc: StratumError, started: float) -> ItemResult:
         self.bus.publish(ErrorOccurred(item.name, str(exc), False))
         result = ItemResult(
@@ -397,7 +406,7 @@ class MigrationExecutor:
                 else self.connectors.source(item, bounds=bounds)
             )
             destination = self.connectors.destination(item)
-            await destination.open()
+            await self.open_destination(destination)
         except StratumError as exc:
             return self._failed_to_start(item, exc, started)
         run = ItemRun(
@@ -476,7 +485,7 @@ async def preview(executor: MigrationExecutor) -> list[tuple[str, str]]:
             if item.kind is not ItemKind.DATABASE_COPY and item.kind not in SQL_ITEMS:
                 executor.connectors.source(item)  # a database's tables are found when it runs
             destination = executor.connectors.destination(item)
-            await destination.open()
+            await executor.open_destination(destination)
             try:
                 checkpoint = await destination.checkpoint(item.name)
             finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,14 @@ import asyncpg
 import pytest
 
 from tests.support.databases import ThrowawayDatabase
-from tests.support.migrate import ROWS, Migrate, wait_for_event, write_people, write_plan
+from tests.support.migrate import (
+    ROWS,
+    Migrate,
+    events,
+    wait_for_event,
+    write_people,
+    write_plan,
+)
 
 SEED = 20261121
 KILLS = [  # (failpoint, batch): 4 windows x 4 seeded batches = 16 kills
@@ -116,6 +124,23 @@ def test_a_second_signal_exits_at_once_and_stays_consistent(
     assert_exact(postgres_database.url, table, tmp_path)
 
 
+def test_a_deleted_state_store_is_rebuilt_from_the_destinations_checkpoint(
+    tmp_path: Path, postgres_database: ThrowawayDatabase
+) -> None:
+    """The destination's checkpoint wins: with the local state store gone, the rerun resumes
+    after the last committed batch (it neither starts over nor guesses) and ends exact."""
+    table = "people_state_deleted"
+    migrate = Migrate(write_plan(tmp_path, postgres_database.url, table), tmp_path / "state")
+    killed = migrate.run("after_commit=kill@9")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    shutil.rmtree(migrate.state_dir)
+    done = migrate.run()
+    assert done.returncode == 0, done.stderr
+    (started,) = events(done.stderr, "item_started")
+    assert started["resumed_from"] == 9 * 250  # the cursor of a file: the records consumed
+    assert_exact(postgres_database.url, table, tmp_path)
+
+
 def test_a_second_migrate_is_refused_and_progress_reads_during_the_run(
     tmp_path: Path, postgres_database: ThrowawayDatabase
 ) -> None:
@@ -123,7 +148,7 @@ def test_a_second_migrate_is_refused_and_progress_reads_during_the_run(
     migrate = Migrate(write_plan(tmp_path, postgres_database.url, table), tmp_path / "state")
     process = migrate.start("after_commit=sleep:0.25@*")  # 24 batches: about 6 s
     try:
-        time.sleep(1.5)
+        wait_for_event(process, "batch_processed")  # it holds the lock by now
         second = migrate.run()
         assert second.returncode == 6
         assert "is being migrated by pid" in second.stderr

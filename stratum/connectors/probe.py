@@ -26,6 +26,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import anyio
 
 from smql import Mode
+from stratum.connectors._credentials import TlsError
+from stratum.errors import StratumError
 from stratum.plan.model import (
     DatabaseSource,
     DatasetSource,
@@ -292,6 +294,8 @@ def classify(
             within = f" within {timeout:g} s" if timeout is not None else ""
             return cause, f"no answer from {where}{within}"
         return cause, _first_line(error)
+    if isinstance(exc, StratumError):  # the connector's own words (a bad URL option...)
+        return "other", _first_line(exc)
     return "other", f"{type(exc).__name__}: {_first_line(exc)}"
 
 
@@ -311,6 +315,8 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 
 def _cause_of(error: BaseException) -> Cause | None:
+    if isinstance(error, TlsError):
+        return "tls"
     if isinstance(error, socket.gaierror):
         return "dns"
     if isinstance(error, ConnectionRefusedError):
@@ -386,7 +392,8 @@ def _first_line(error: BaseException) -> str:
 
 
 def _secrets(url: str) -> list[str]:
-    """The password of an expanded URL, raw and percent-decoded, to mask out of messages."""
+    """The password of an expanded URL (raw and percent-decoded, or the content of its
+    password_file), to mask out of messages."""
     found: list[str] = []
     try:
         parts = urlsplit(url)
@@ -395,9 +402,24 @@ def _secrets(url: str) -> list[str]:
         for key, value in parse_qsl(parts.query):
             if key.lower() in ("password", "pass", "pwd") and value:
                 found.append(value)
+        found += _password_file_secret(url, parts.scheme.lower())
     except ValueError:
         pass
     return sorted({s for s in found if s}, key=len, reverse=True)
+
+
+def _password_file_secret(url: str, scheme: str) -> list[str]:
+    from stratum.connectors.mysql._connect import parse_url as parse_mysql  # noqa: PLC0415
+    from stratum.connectors.postgres._connect import parse_url as parse_pg  # noqa: PLC0415
+
+    try:
+        if scheme in _PG_SCHEMES and parse_pg(url).password_file:
+            return [parse_pg(url).read_password() or ""]
+        if scheme in _MYSQL_SCHEMES and parse_mysql(url).password_file:
+            return [parse_mysql(url).read_password()]
+    except StratumError:  # the connection attempt reports it
+        pass
+    return []
 
 
 def _scrub(text: str, secrets: Sequence[str]) -> str:
@@ -426,9 +448,10 @@ _PG_CREATE_IN_DATABASE = (
 
 
 async def _probe_postgres(url: str, needs: Needs, connect_timeout: float) -> _Facts:
-    import asyncpg  # noqa: PLC0415 (drivers are imported when needed)
+    from stratum.connectors.postgres._connect import connect  # noqa: PLC0415 (asyncpg)
 
-    conn = await asyncpg.connect(
+    # the connector's own connect: the same URL options (password_file, sslmode...) as `migrate`
+    conn = await connect(
         url,
         timeout=connect_timeout,
         statement_cache_size=0,
@@ -548,59 +571,25 @@ _MY_TABLE_EXISTS = (
 
 
 async def _probe_mysql(url: str, needs: Needs, connect_timeout: float) -> _Facts:
-    parts = urlsplit(url)
-    query = {k.lower(): v for k, v in parse_qsl(parts.query)}
-    database = unquote(parts.path.lstrip("/")) or None
-    options: dict[str, Any] = {
-        "host": parts.hostname or "127.0.0.1",
-        "port": parts.port or 3306,
-        "user": unquote(parts.username) if parts.username else "root",
-        "password": unquote(parts.password) if parts.password else "",
-        "connect_timeout": connect_timeout,
-        "autocommit": True,
-    }
-    context = _mysql_ssl(query)
-    if context is not None:
-        options["ssl"] = context
-    if query.get("driver", "asyncmy").lower() == "aiomysql":
-        import aiomysql  # noqa: PLC0415 (drivers are imported when needed)
+    from stratum.connectors.mysql._connect import connect  # noqa: PLC0415 (a driver)
 
-        conn = await aiomysql.connect(db=database, **options)
-    else:
-        import asyncmy  # noqa: PLC0415 (drivers are imported when needed)
-
-        conn = await asyncmy.connect(database=database, **options)
+    # the connector's own connect: the same URL options (driver, password_file, ssl-mode...)
+    # as `migrate`, so a URL the connectors refuse is refused here too
+    conn = await connect(url, connect_timeout=connect_timeout)
+    database = conn.url.database
     try:
-        async with conn.cursor() as cursor:
 
-            async def rows(sql: str, args: Any = None) -> list[tuple[Any, ...]]:
-                await cursor.execute(sql, args)
-                return [tuple(row) for row in await cursor.fetchall() or ()]
+        async def rows(sql: str, args: Any = None) -> list[tuple[Any, ...]]:
+            return [tuple(row) for row in await conn.fetchall(sql, args)]
 
-            version = (await rows("SELECT VERSION()"))[0][0]
-            latency = await _round_trips(lambda: rows("SELECT 1"))
-            status = await rows("SHOW STATUS LIKE 'Ssl_cipher'")
-            tls = bool(status and status[0][1])
-            privileges = await _mysql_privileges(rows, database, needs)
+        version = (await rows("SELECT VERSION()"))[0][0]
+        latency = await _round_trips(lambda: rows("SELECT 1"))
+        status = await rows("SHOW STATUS LIKE 'Ssl_cipher'")
+        tls = bool(status and status[0][1])
+        privileges = await _mysql_privileges(rows, database, needs)
     finally:
-        with anyio.CancelScope(shield=True):
-            try:
-                await conn.ensure_closed()
-            except Exception:
-                conn.close()
+        await conn.close()
     return _Facts(str(version), latency, tls, privileges)
-
-
-def _mysql_ssl(query: dict[str, str]) -> ssl.SSLContext | None:
-    mode = (query.get("ssl-mode") or query.get("sslmode") or query.get("ssl") or "").lower()
-    if mode in ("verify_ca", "verify_identity", "verify-ca", "verify-full"):
-        return ssl.create_default_context()
-    if mode in ("required", "require", "true", "1"):
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    return None
 
 
 async def _mysql_privileges(

@@ -4,15 +4,25 @@ Each line holds the row (or the raw text), the reason, its source position and t
 batch it belongs to. A batch's rejects are written and fsynced *before* the destination commits
 the batch; when an item resumes, lines of batches past its checkpoint are dropped (those batches
 are read again), so every rejected row is in the file exactly once.
+
+The file is named for the item: `<item>.rejects.jsonl`, every character other than letters,
+digits, `_`, `.` and `-` replaced by `_`. When that changed the name (or it is too long for a
+file name), a digest of the item's real name is added (`pg.public._a_b_-1c2d3e4f5a6b.rejects
+.jsonl`), so items whose names differ only in such characters (`a"b`, `a'b`) never share a file.
+
+Rejected rows are the data's owner's business: files are created 0600 (made so when an older
+file is looser) and the directories created for them 0700, whatever the umask.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import os
 import re
+import stat
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
@@ -21,10 +31,16 @@ from typing import Any
 from stratum.connectors.base import Rejected
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_SUFFIX = ".rejects.jsonl"
+_MAX_STEM = 180  # with the digest and the suffix, well under the usual 255-byte name limit
 
 
 def reject_path(directory: Path, item: str) -> Path:
-    return directory / (_UNSAFE.sub("_", item) + ".rejects.jsonl")
+    stem = _UNSAFE.sub("_", item)
+    if stem != item or len(stem) > _MAX_STEM or stem in ("", ".", ".."):
+        digest = hashlib.sha256(item.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+        stem = f"{stem[:_MAX_STEM]}-{digest}"
+    return directory / (stem + _SUFFIX)
 
 
 def _text(value: str) -> str:
@@ -92,13 +108,39 @@ class RejectFile:
         ]
         if not lines:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_directories(self.path.parent)
         with _open_private(self.path, "a") as out:
             out.writelines(lines)
             out.flush()
             os.fsync(out.fileno())
 
 
+def make_private_directories(directory: Path) -> None:
+    """Create `directory` and its missing parents, each 0700 whatever the umask. Directories
+    that already exist are left as they are: they may be the user's own (`--reject-dir /tmp`)."""
+    missing: list[Path] = []
+    current = directory
+    while not current.exists():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:  # made meanwhile by another item's writer
+            continue
+        path.chmod(0o700)  # mkdir's mode is cut by the umask; never widened by it
+
+
 def _open_private(path: Path, mode: str) -> Any:
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode == "a" else os.O_TRUNC)
-    return os.fdopen(os.open(path, flags, 0o600), mode, encoding="utf-8")
+    """`path` opened for writing, 0600: created so, or made so when it existed looser."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_APPEND if mode == "a" else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) != 0o600:
+            os.fchmod(fd, 0o600)
+        return os.fdopen(fd, mode, encoding="utf-8")
+    except BaseException:
+        os.close(fd)
+        raise

@@ -44,6 +44,12 @@ class WriterLock:
         except OSError as exc:
             raise StateStoreError(f"cannot open the writer lock {self.path}: {exc}") from exc
         try:
+            if os.fstat(fd).st_mode & 0o077:  # left looser by an older Stratum, or a copy
+                os.fchmod(fd, 0o600)
+        except OSError as exc:
+            os.close(fd)
+            raise StateStoreError(f"cannot restrict the writer lock {self.path}: {exc}") from exc
+        try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = _holder(fd)

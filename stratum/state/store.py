@@ -257,9 +257,24 @@ def _require_existing(directory: Path) -> None:
 
 
 def _make_private_directory(directory: Path) -> None:
-    """Create the store's directory, owner-only even if it existed with a looser mode."""
+    """Create the store's directory, owner-only even if it existed with a looser mode, and the
+    state directory above it (and its missing parents) 0700 whatever the umask: another user
+    who could write there could swap a store for one of their own. Parents that exist already
+    are left alone (they may be the user's own, or `/tmp`)."""
     try:
-        directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        missing: list[Path] = []
+        current = directory.parent
+        while not current.exists():
+            missing.append(current)
+            if current.parent == current:
+                break
+            current = current.parent
+        for path in reversed(missing):
+            try:
+                path.mkdir(mode=0o700)
+            except FileExistsError:  # another process made it meanwhile
+                continue
+            path.chmod(0o700)  # mkdir's mode is cut by the umask: make it exact
         directory.mkdir(mode=0o700, exist_ok=True)
         directory.chmod(0o700)
     except OSError as exc:

@@ -132,8 +132,12 @@ def _ql(names: Sequence[str]) -> str:
 
 
 def _on_duplicate(names: Sequence[str], key: Sequence[str]) -> str:
+    """The upsert's clause. Its `%` are NOT doubled: asyncmy's executemany cuts a multi-row
+    INSERT into the part before VALUES (which it formats, so `%%` becomes `%`), the values, and
+    what follows them, which it sends as it is (a column `a%b` would arrive as `a%%b`)."""
     rest = [name for name in names if name not in key] or list(key[:1])  # all key: a no-op
-    return "ON DUPLICATE KEY UPDATE " + ", ".join(f"{_q(n)} = VALUES({_q(n)})" for n in rest)
+    plain = [quote(name, _DIALECT) for name in rest]
+    return "ON DUPLICATE KEY UPDATE " + ", ".join(f"{n} = VALUES({n})" for n in plain)
 
 
 class MySQLDestination:

@@ -48,6 +48,7 @@ from stratum.connectors.base import (
     Schema,
     SqlSession,
 )
+from stratum.connectors.postgres._connect import create_pool
 from stratum.connectors.sql import (
     CHECKPOINT_SCHEMA,
     CHECKPOINT_SELECT,
@@ -133,7 +134,7 @@ class PostgresDestination:
         if self._pool is not None:
             return
         try:
-            import asyncpg  # noqa: PLC0415 (drivers are imported when a connector opens)
+            import asyncpg  # noqa: F401, PLC0415 (checked on open: a missing driver names its extra)
         except ImportError as exc:
             raise ConfigError(
                 "the PostgreSQL destination needs asyncpg: pip install 'stratum[postgres]'"
@@ -141,19 +142,16 @@ class PostgresDestination:
         from stratum.connectors.postgres import _codecs, _errors  # noqa: PLC0415 (asyncpg)
 
         self._errors, self._roots = _errors.ERRORS, _errors.ROOTS
-        with self._translated("connecting to PostgreSQL"):
-            try:
-                pool = await asyncpg.create_pool(
-                    self._url,
-                    min_size=1,
-                    max_size=self._max_connections,
-                    statement_cache_size=0,
-                    timeout=_CONNECT_TIMEOUT,
-                    init=_codecs.init_connection,
-                    server_settings={"application_name": "stratum"},
-                )
-            except ValueError as exc:  # a DSN that urllib cannot split; the message is safe
-                raise ConfigError(f"the PostgreSQL URL cannot be used: {exc}") from exc
+        pool = await create_pool(
+            self._url,
+            translate=self._translated,
+            min_size=1,
+            max_size=self._max_connections,
+            statement_cache_size=0,
+            timeout=_CONNECT_TIMEOUT,
+            init=_codecs.init_connection,
+            server_settings={"application_name": "stratum"},
+        )
         self._pool = pool
         try:
             await self._transaction("creating stratum.checkpoints", self._create_checkpoint_table)

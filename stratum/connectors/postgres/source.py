@@ -103,6 +103,7 @@ from uuid import UUID
 import anyio
 
 from stratum.connectors.base import COPY_TEXT, Column, Cursor, RawBatch, Row, Schema
+from stratum.connectors.postgres._connect import connect
 from stratum.connectors.pushdown import (
     Bounds,
     Pushdown,
@@ -293,6 +294,15 @@ _COPY_ESCAPES = (
 )
 
 
+def _type_name(param: Any) -> str:
+    """A parameter's type (asyncpg's Type) as a qualified, quoted name: an array by its
+    element type's `_name` spelling, as the catalog names it."""
+    name = str(param.name)
+    if name.endswith("[]"):
+        name = "_" + name[:-2]
+    return f"{quote(str(param.schema), _DIALECT)}.{quote(name, _DIALECT)}"
+
+
 class _PostgresReader(ABC):
     """What the table and the query source share: the connection, the read in one snapshot
     through a server-side cursor, cursors and bounds, split() and error translation. A
@@ -379,7 +389,7 @@ class _PostgresReader(ABC):
         if self._conn is not None and not self._conn.is_closed():
             return
         try:
-            import asyncpg  # noqa: PLC0415 (drivers are imported when a connector opens)
+            import asyncpg  # noqa: F401, PLC0415 (checked on open: a missing driver names its extra)
         except ImportError as exc:
             raise ConfigError(
                 "the PostgreSQL source needs asyncpg: pip install 'stratum[postgres]'"
@@ -388,16 +398,13 @@ class _PostgresReader(ABC):
 
         self._errors, self._roots = _errors.ERRORS, _errors.ROOTS
         self._check_names()
-        with self._translated("connecting to PostgreSQL"):
-            try:
-                conn = await asyncpg.connect(
-                    self._url,
-                    timeout=_CONNECT_TIMEOUT,
-                    statement_cache_size=0,  # a table altered between reads is described anew
-                    server_settings={"application_name": "stratum"},
-                )
-            except ValueError as exc:  # a DSN that urllib cannot split; the message is safe
-                raise ConfigError(f"the PostgreSQL URL cannot be used: {exc}") from exc
+        conn = await connect(
+            self._url,
+            translate=self._translated,
+            timeout=_CONNECT_TIMEOUT,
+            statement_cache_size=0,  # a table altered between reads is described anew
+            server_settings={"application_name": "stratum"},
+        )
         try:
             with self._translated(f"reading the definition of {self._name}"):
                 await _install_codecs(conn)
@@ -576,7 +583,6 @@ class _PostgresReader(ABC):
                 if last is None:
                     break
                 upto = encode_cursor(list(last))
-                sql, args = self._query(position, what, items=columns, upto=upto, by_table=True)
                 pieces: list[bytes] = []
 
                 async def keep(piece: bytes, pieces: list[bytes] = pieces) -> None:
@@ -584,7 +590,8 @@ class _PostgresReader(ABC):
 
                 async with self._lock:
                     with self._translated(what, values=True):
-                        await conn.copy_from_query(sql, *args, output=keep, format="text")
+                        sql = await self._inlined(conn, position, what, columns, upto)
+                        await conn.copy_from_query(sql, output=keep, format="text")
                 data = b"".join(pieces)
                 count = data.count(b"\n")
                 positions = list(range(ordinal + 1, ordinal + count + 1))
@@ -597,6 +604,36 @@ class _PostgresReader(ABC):
             with anyio.CancelScope(shield=True):
                 async with self._lock:
                     await self._end(transaction)
+
+    async def _inlined(
+        self, conn: Any, after: Cursor, what: str, items: tuple[str, ...], upto: Cursor
+    ) -> str:
+        """The SELECT of a COPY batch with its key values written in as literals: COPY takes
+        no parameters. Not asyncpg's `copy_from_query(sql, *args)`, which replaces every `$n`
+        in the text, also inside quoted names (a column `price$1` would become `price'42'`,
+        and a key value holding `"` could then end the name and add SQL of its own): the
+        literals are put where the parameters are when the SQL is built. The server spells
+        each value (`quote_literal(value::type::text)`, the parameter's type as the prepared
+        SELECT says), so the text is exact for every type a cursor holds."""
+        sql, args = self._query(after, what, items=items, upto=upto, by_table=True)
+        if not args:
+            return sql
+        statement = await conn.prepare(sql)
+        types = [_type_name(t) for t in statement.get_parameters()]
+        spelt = ", ".join(f"quote_literal(${i}::{t}::text)" for i, t in enumerate(types, 1))
+        texts = await conn.fetchrow(f"SELECT {spelt}", *args)
+        literals = [
+            f"{'NULL' if text is None else text}::{t}" for text, t in zip(texts, types, strict=True)
+        ]
+        sql, _ = self._query(
+            after,
+            what,
+            items=items,
+            upto=upto,
+            by_table=True,
+            parameter=lambda i: literals[i - 1],
+        )
+        return sql
 
     async def read_again(self, after: Cursor, batch: RawBatch) -> AsyncIterator[RawBatch]:
         """The typed rows of a text batch: the keys after `after`, up to its cursor."""
@@ -754,10 +791,12 @@ class _PostgresReader(ABC):
         items: tuple[str, ...] | None = None,
         upto: Cursor = None,
         by_table: bool = False,
+        parameter: Callable[[int], str] = lambda i: f"${i}",
     ) -> tuple[str, list[Any]]:
         """The read's SELECT: `items` instead of the typed select list, no key past `upto`
         when it is given, ordered by the table's key columns named through the table when
-        `by_table` (else by the key's place in the select list)."""
+        `by_table` (else by the key's place in the select list). `parameter(n)` writes the
+        n-th parameter (by default `$n`)."""
         if self._plain is not None:  # a query without a KEY: as it is, whole
             if after is not None:
                 raise SourceError(
@@ -774,7 +813,7 @@ class _PostgresReader(ABC):
             values = decode_cursor(cursor, self._key, what)
             columns = ", ".join(quote(k.name, _DIALECT) for k in self._key)
             first = len(args) + 1
-            params = ", ".join(f"${i}" for i in range(first, first + len(values)))
+            params = ", ".join(parameter(i) for i in range(first, first + len(values)))
             conditions.append(f"({columns}) {operator} ({params})")
             args.extend(values)
 

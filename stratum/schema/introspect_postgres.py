@@ -64,9 +64,10 @@ from typing import Any
 
 import anyio
 
+from stratum.connectors.postgres._connect import connect
 from stratum.connectors.postgres.source import _CONNECT_TIMEOUT, _install_codecs
 from stratum.connectors.sql import translated
-from stratum.errors import ConfigError, SourceError
+from stratum.errors import SourceError
 from stratum.schema.catalog import Catalog, ColumnInfo, ForeignKey, IndexInfo, TableInfo, ViewInfo
 
 __all__ = ["read_postgres_catalog"]
@@ -239,23 +240,15 @@ async def read_postgres_catalog(url: str, schema: str | None) -> Catalog:
 
 
 async def _connect(url: str) -> Any:
-    """A connection made as `PostgresTableSource.open` makes it."""
-    try:
-        import asyncpg  # noqa: PLC0415 (drivers are imported when a connector opens)
-    except ImportError as exc:
-        raise ConfigError(
-            "the PostgreSQL source needs asyncpg: pip install 'stratum[postgres]'"
-        ) from exc
-    with _translated("connecting to PostgreSQL"):
-        try:
-            return await asyncpg.connect(
-                url,
-                timeout=_CONNECT_TIMEOUT,
-                statement_cache_size=0,
-                server_settings={"application_name": "stratum"},
-            )
-        except ValueError as exc:  # a DSN that urllib cannot split; the message is safe
-            raise ConfigError(f"the PostgreSQL URL cannot be used: {exc}") from exc
+    """A connection made as `PostgresTableSource.open` makes it: password files, TLS, and the
+    password kept out of asyncpg's messages (`stratum.connectors.postgres._connect`)."""
+    return await connect(
+        url,
+        translate=_translated,
+        timeout=_CONNECT_TIMEOUT,
+        statement_cache_size=0,
+        server_settings={"application_name": "stratum"},
+    )
 
 
 async def _close(conn: Any) -> None:

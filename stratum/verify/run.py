@@ -430,9 +430,9 @@ async def _reader(connectors: Connectors, connection: str) -> AsyncIterator[_Rea
         return
     dialect = _DIALECTS.get(scheme)
     if dialect == "postgres":
-        import asyncpg  # noqa: PLC0415
+        from stratum.connectors.postgres._connect import connect as pg_connect  # noqa: PLC0415
 
-        pg = await asyncpg.connect(url)
+        pg = await pg_connect(url)  # password files and TLS, as the connectors read them
         try:
             yield _Reader("postgres", pg, "public")
         finally:

@@ -75,9 +75,8 @@ class PartitionedRun(FanOutRun):
                 "use PARTITIONS 1"
             )
         checkpoint = await self._checkpoint_to_resume()
-        if checkpoint is not None and checkpoint.finished:
-            self._checkpoint = checkpoint
-            return await self._end(Outcome.SKIPPED, None)
+        # a finished item still runs its parts: each reports itself skipped with the totals
+        # of its own checkpoint, so the item's are right in the summary
         if checkpoint is None or "split" not in checkpoint.steps:
             boundaries = await self._split(parts)
             if boundaries is None:

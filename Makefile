@@ -5,18 +5,25 @@ VENV ?= .venv
 PYTHON ?= python3
 PY = $(VENV)/bin/python
 PYTEST_ARGS ?=
+# Test files run in parallel (pytest-xdist): the tests mostly wait on the servers and on the
+# `stratum migrate` processes they start, so 3 workers fit the 2-core machine.
+TEST_WORKERS ?= 3
 # `make bench`: rows of the base data set (the 5M scenarios take 5x), runs per scenario (median),
 # extra options for bench.run (BENCH_ARGS='--scenario mysql_pg pg_pg').
 ROWS ?= 1000000
 RUNS ?= 3
 BENCH_ARGS ?=
+# `make chaos`: SIGKILLs of `stratum migrate` at random moments, then exact checks
+# (tests/support/chaos.py); the report goes to chaos/REPORT.md.
+CHAOS_KILLS ?= 200
+CHAOS_SEED ?= 1
 
 # Written after a successful install; redone whenever pyproject.toml changes.
 INSTALL_STAMP = $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install quickstart test lint fmt bench bench-quick bench-clean clean distclean
+.PHONY: help install quickstart test lint fmt bench bench-quick bench-clean chaos clean distclean
 
 help:
 	@echo "make install     create $(VENV) (if absent) and install stratum with the dev extras"
@@ -27,6 +34,7 @@ help:
 	@echo "make bench       the benchmark suite, ROWS=$(ROWS) RUNS=$(RUNS) (bench/README.md)"
 	@echo "make bench-quick a subset at 100,000 rows, one run each"
 	@echo "make bench-clean drop the benchmark's sbench_* databases and its cached data"
+	@echo "make chaos       SIGKILL migrate CHAOS_KILLS=$(CHAOS_KILLS) times (seed $(CHAOS_SEED)), check the copy"
 	@echo "make clean       remove caches and build output (distclean also removes $(VENV))"
 
 install: $(INSTALL_STAMP)
@@ -43,7 +51,7 @@ quickstart: install
 	$(VENV)/bin/stratum migrate examples/features.smql
 
 test: install
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -62,6 +70,9 @@ bench-quick: install
 
 bench-clean:
 	$(PY) -m bench.generate --clean
+
+chaos: install
+	$(PY) -m tests.support.chaos --kills $(CHAOS_KILLS) --seed $(CHAOS_SEED) --report chaos/REPORT.md
 
 clean:
 	rm -rf build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage htmlcov

@@ -154,7 +154,14 @@ def fmt(
             if not path.is_file():
                 _err(f"error: no such file: {name}")
                 raise typer.Exit(EXIT_USAGE)
-            source, label = path.read_text(encoding="utf-8-sig"), name
+            data = path.read_bytes()
+            try:
+                source, label = data.decode("utf-8-sig"), name
+            except UnicodeDecodeError as exc:
+                bad = data[exc.start : exc.end]
+                _err(f"{name}: error: file is not valid UTF-8 (byte {exc.start}: {bad!r})")
+                failed = True
+                continue
         try:
             formatted = format_source(source, label)
         except smql.SmqlError as exc:

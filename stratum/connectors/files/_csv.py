@@ -249,7 +249,7 @@ class _CsvScan:
             return None
         except csv.Error as exc:
             return exc
-        except (UnicodeDecodeError, OSError, EOFError, zlib.error) as exc:
+        except (UnicodeError, OSError, EOFError, zlib.error) as exc:
             raise self._unreadable(exc) from exc
 
     def _unreadable(self, exc: Exception) -> SourceError:
@@ -260,6 +260,11 @@ class _CsvScan:
             return SourceError(
                 f"{self._path}: cannot decode the file as {self._encoding} (at line {line} or "
                 f"after it): {exc.reason}, bytes {exc.object[exc.start : exc.end]!r}"
+            )
+        if isinstance(exc, UnicodeError):  # a codec that needs a BOM (utf-16, utf-32) and lacks it
+            return SourceError(
+                f"{self._path}: cannot decode the file as {self._encoding} (at line {line} or "
+                f"after it): {exc}"
             )
         return SourceError(f"{self._path}: cannot read line {line}: {exc}")
 
@@ -336,7 +341,7 @@ class _CsvScan:
                 rejected.append(Rejected(start, self._malformed(exc, text, start, end), text))
                 count += 1
                 continue
-            except (UnicodeDecodeError, OSError, EOFError, zlib.error) as exc:
+            except (UnicodeError, OSError, EOFError, zlib.error) as exc:
                 raise self._unreadable(exc) from exc
             end = reader.line_num
             if len(record) != width or not record:

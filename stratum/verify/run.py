@@ -1,8 +1,7 @@
 """`stratum verify`: compare each finished item's source and destination, inside each database.
 
-For a table copy (MIGRATE table, and each table of a MIGRATE DATABASE, which the plan lists as
-the parent: run verify on the plan and each table copied is its own item in the state) and a
-MIGRATE QUERY with a KEY:
+For a table copy (MIGRATE table, and each table a MIGRATE DATABASE copied, `<item>/<table>`)
+and a MIGRATE QUERY with a KEY:
 
 1. **Chunks by key.** The source's rows (the ones the item loads: its WHERE) are split into
    chunks of `chunk_rows` by key: `ROW_NUMBER() OVER (ORDER BY key)`, every n-th key kept as a
@@ -42,7 +41,14 @@ from stratum.connectors.pushdown import plan_pushdown
 from stratum.connectors.registry import Connectors, duckdb_path
 from stratum.connectors.sql import quote
 from stratum.errors import ConfigError, StratumError
-from stratum.plan.model import MigrationPlan, PlanItem, QuerySource, TableRef, TableSource
+from stratum.plan.model import (
+    DatabaseSource,
+    MigrationPlan,
+    PlanItem,
+    QuerySource,
+    TableRef,
+    TableSource,
+)
 from stratum.transforms.convert import json_number
 from stratum.transforms.types import Kind, parse_type
 from stratum.verify.canonical import canonical, row_hash
@@ -95,6 +101,9 @@ async def verify_plan(
     for item in plan.items:
         if items and item.name not in items:
             continue
+        if item.kind is ItemKind.DATABASE_COPY:
+            checks += await _verify_database(connectors, item, chunk_rows)
+            continue
         try:
             checks.append(await _verify_item(connectors, item, chunk_rows))
         except StratumError as exc:
@@ -111,8 +120,6 @@ async def verify_plan(
 async def _verify_item(connectors: Connectors, item: PlanItem, chunk_rows: int) -> ItemCheck:
     if item.kind in (ItemKind.STAGE, ItemKind.FEATURE_TABLE, ItemKind.DATASET):
         return ItemCheck(item.name, "skipped", "transforms its rows: not compared")
-    if item.kind is ItemKind.DATABASE_COPY:
-        return ItemCheck(item.name, "skipped", "a database copy: not compared table by table yet")
     destination = connectors.destination(item)
     await destination.open()
     try:
@@ -132,6 +139,46 @@ async def _verify_item(connectors: Connectors, item: PlanItem, chunk_rows: int) 
     if item.options.where is not None and item.options.casts:
         return await _count_only(connectors, item, loaded, "row count (WHERE after CASTs)")
     return await _compare(connectors, item, target_columns, chunk_rows)
+
+
+async def _verify_database(
+    connectors: Connectors, item: PlanItem, chunk_rows: int
+) -> list[ItemCheck]:
+    """A MIGRATE DATABASE: each table it copied (`<item>/<table>`, found by its checkpoint in
+    the destination) checked as a table copy of the same name. A table whose name was cut to
+    fit the target is not found there, and is reported as such."""
+    source = item.source
+    assert isinstance(source, DatabaseSource)
+    try:
+        async with _reader(connectors, item.target.connection) as dest:
+            table = "stratum_checkpoints" if dest.dialect == "mysql" else "stratum.checkpoints"
+            prefix = f"{item.name}/"
+            rows = await dest.fetch(
+                f"SELECT item FROM {table} WHERE SUBSTR(item, 1, {len(prefix)}) = {dest.mark(1)}",
+                [prefix],
+            )
+    except Exception as exc:
+        return [ItemCheck(item.name, "error", "not compared", message=f"{exc}")]
+    checks = []
+    for (name,) in sorted(rows):
+        copied = str(name)[len(prefix) :]
+        child = replace(
+            item,
+            name=str(name),
+            kind=ItemKind.TABLE_COPY,
+            source=TableSource(
+                TableRef(source.database.connection, source.database.schema, copied)
+            ),
+            target=TableRef(item.target.connection, item.target.schema, copied),
+            options=replace(item.options, partitions=None),
+        )
+        try:
+            checks.append(await _verify_item(connectors, child, chunk_rows))
+        except Exception as exc:
+            checks.append(ItemCheck(child.name, "error", "not compared", message=f"{exc}"))
+    if not checks:
+        checks.append(ItemCheck(item.name, "skipped", "no table copied yet: run stratum migrate"))
+    return checks
 
 
 async def _count_only(connectors: Connectors, item: PlanItem, loaded: int, how: str) -> ItemCheck:

@@ -69,6 +69,7 @@ def test_verify_finds_exactly_what_changed_behind_stratums_back(
         "CONNECTION lake = 'duckdb:///lake.duckdb';\n"
         f"MIGRATE shop.orders INTO wh.{p}.orders BATCH SIZE 40;\n"
         "MIGRATE shop.orders INTO lake.main.orders;\n"
+        f"MIGRATE DATABASE shop INTO wh.{p}_db INCLUDING TABLES ('orders');\n"
         f"MIGRATE shop.orders INTO wh.{p}.shaped\n"
         "  COLUMNS (id AS order_id, amount AS total, note)\n"
         "  COMPUTE cents = amount * 100\n"
@@ -94,6 +95,8 @@ def test_verify_finds_exactly_what_changed_behind_stratums_back(
     assert items[f"wh.{p}.copy"]["status"] == "ok"
     assert items[f"wh.{p}.silver"]["status"] == "skipped"
     assert items["lake.main.orders"]["status"] == "ok"
+    assert items[f"wh.{p}_db/orders"]["status"] == "ok"  # a database copy: table by table
+    assert items[f"wh.{p}_db/orders"]["destination_rows"] == ROWS
 
     pg(
         postgres_database.url,
@@ -105,12 +108,14 @@ def test_verify_finds_exactly_what_changed_behind_stratums_back(
         f"UPDATE {p}.shaped SET cents = cents + 1 WHERE order_id = 52",
         f"UPDATE {p}.copy SET qty = 0 WHERE region = 'Ä' AND code = 'c8'",
         f"DELETE FROM {p}.copy WHERE region = 'b' AND code = 'c9'",
+        f"DELETE FROM {p}_db.orders WHERE id = 3",
     )
     with duckdb.connect(str(tmp_path / "lake.duckdb")) as lake:
         lake.execute("UPDATE main.orders SET score = score * 1.0000001 WHERE id = 5")
     code, items = verify_json(plan)
     assert code == 3
     assert items["lake.main.orders"]["different"] == ["5"]
+    assert items[f"wh.{p}_db/orders"]["missing"] == ["3"]
     orders = items[f"wh.{p}.orders"]
     assert orders["status"] == "different"
     assert (orders["missing"], orders["extra"]) == (["100", "7"], ["1000"])

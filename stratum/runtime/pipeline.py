@@ -189,7 +189,7 @@ class ItemRun:
             fresh = Checkpoint(item.name, item.hash, self.plan.hash, self.run_id)
             checkpoint = dataclasses.replace(checkpoint or fresh, run_id=self.run_id)
             self._checkpoint = checkpoint
-            self._totals = _totals_of(checkpoint)
+            self._totals = totals_of(checkpoint)
             await self._reject_file(self.rejects.trim, checkpoint.batches)
             transformer = Transformer.build(
                 await self.source.schema(),
@@ -291,7 +291,7 @@ class ItemRun:
         if checkpoint.finished:
             if item.options.mode is not Mode.INCREMENTAL:
                 self._checkpoint = checkpoint
-                self._totals = _totals_of(checkpoint)
+                self._totals = totals_of(checkpoint)
                 return None
             return dataclasses.replace(checkpoint, finished=False)
         return checkpoint
@@ -568,7 +568,7 @@ class ItemRun:
         checkpoint = self._current()
         failpoints.hit("after_commit")
         self._totals = dataclasses.replace(
-            _totals_of(checkpoint),
+            totals_of(checkpoint),
             nbytes=self._totals.nbytes + batch.nbytes,
             retries=self._totals.retries,
             failures=self._totals.failures,
@@ -931,7 +931,8 @@ def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return group
 
 
-def _totals_of(checkpoint: Checkpoint) -> Totals:
+def totals_of(checkpoint: Checkpoint) -> Totals:
+    """An item's totals as its checkpoint counts them (across every run that resumed it)."""
     return Totals(
         rows_read=checkpoint.rows_read,
         rows_written=checkpoint.rows_written,

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from stratum.connectors.base import Rejected
+from stratum.state._private import make_private_directories
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _SUFFIX = ".rejects.jsonl"
@@ -113,24 +114,6 @@ class RejectFile:
             out.writelines(lines)
             out.flush()
             os.fsync(out.fileno())
-
-
-def make_private_directories(directory: Path) -> None:
-    """Create `directory` and its missing parents, each 0700 whatever the umask. Directories
-    that already exist are left as they are: they may be the user's own (`--reject-dir /tmp`)."""
-    missing: list[Path] = []
-    current = directory
-    while not current.exists():
-        missing.append(current)
-        if current.parent == current:
-            break
-        current = current.parent
-    for path in reversed(missing):
-        try:
-            path.mkdir(mode=0o700)
-        except FileExistsError:  # made meanwhile by another item's writer
-            continue
-        path.chmod(0o700)  # mkdir's mode is cut by the umask; never widened by it
 
 
 def _open_private(path: Path, mode: str) -> Any:

@@ -46,7 +46,7 @@ from stratum.plan.model import (
 )
 from stratum.runtime.events import RuleCount, StageFinished, StageReport, Totals
 from stratum.runtime.fanout import FanOutRun, add_totals
-from stratum.runtime.pipeline import ItemResult, Outcome
+from stratum.runtime.pipeline import ItemResult, Outcome, totals_of
 from stratum.stages.features_sql import JoinedFeatures, dataset_select, feature_select
 from stratum.stages.stage_sql import query_sql, stage_sql
 from stratum.state import ItemState
@@ -166,7 +166,7 @@ class StageRun(FanOutRun):
         if checkpoint is not None and checkpoint.finished and not incremental:
             if not self.input_changed:
                 self._checkpoint = checkpoint
-                self._own = _totals_of(checkpoint)
+                self._own = totals_of(checkpoint)
                 return await self._end(Outcome.SKIPPED, None)
             checkpoint = dataclasses.replace(checkpoint, finished=False)
         checkpoint = dataclasses.replace(checkpoint or self._fresh(), run_id=self.run_id)
@@ -189,7 +189,7 @@ class StageRun(FanOutRun):
         failpoints.hit("after_commit")  # committed, the state record not yet written
         self._stage = report
         self._checkpoint = final
-        self._own = _totals_of(final)
+        self._own = totals_of(final)
         self.bus.publish(StageFinished(item.name, report))
         return await self._end(Outcome.FINISHED, None)
 
@@ -579,16 +579,6 @@ def _bookkeeping_lock() -> anyio.Lock:
     if not _LOCKS:
         _LOCKS.append(anyio.Lock())
     return _LOCKS[0]
-
-
-def _totals_of(checkpoint: Checkpoint) -> Totals:
-    return Totals(
-        rows_read=checkpoint.rows_read,
-        rows_written=checkpoint.rows_written,
-        rows_rejected=checkpoint.rows_rejected,
-        rows_filtered=checkpoint.rows_filtered,
-        batches=checkpoint.batches,
-    )
 
 
 def _layer(target: TableRef) -> str:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from stratum.errors import StateStoreError
 from stratum.state._errors import unusable
+from stratum.state._private import make_private_directories
 from stratum.state._writer_lock import WriterLock
 from stratum.state.records import ItemRecord, RunRecord
 
@@ -262,19 +263,7 @@ def _make_private_directory(directory: Path) -> None:
     who could write there could swap a store for one of their own. Parents that exist already
     are left alone (they may be the user's own, or `/tmp`)."""
     try:
-        missing: list[Path] = []
-        current = directory.parent
-        while not current.exists():
-            missing.append(current)
-            if current.parent == current:
-                break
-            current = current.parent
-        for path in reversed(missing):
-            try:
-                path.mkdir(mode=0o700)
-            except FileExistsError:  # another process made it meanwhile
-                continue
-            path.chmod(0o700)  # mkdir's mode is cut by the umask: make it exact
+        make_private_directories(directory.parent)
         directory.mkdir(mode=0o700, exist_ok=True)
         directory.chmod(0o700)
     except OSError as exc:

@@ -6,8 +6,8 @@ PYTHON ?= python3
 PY = $(VENV)/bin/python
 PYTEST_ARGS ?=
 # Test files run in parallel (pytest-xdist): the tests mostly wait on the servers and on the
-# `stratum migrate` processes they start, so 3 workers fit the 2-core machine.
-TEST_WORKERS ?= 3
+# `stratum migrate` processes they start, so 4 workers keep the 2-core machine busy.
+TEST_WORKERS ?= 4
 # `make bench`: rows of the base data set (the 5M scenarios take 5x), runs per scenario (median),
 # extra options for bench.run (BENCH_ARGS='--scenario mysql_pg pg_pg').
 ROWS ?= 1000000

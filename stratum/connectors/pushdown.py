@@ -74,11 +74,13 @@ __all__ = [
     "cast_targets",
     "incremental_order",
     "ordering_sql",
+    "parse_expression",
     "plan_pushdown",
     "remaining_options",
     "row_expression",
     "select_sql",
     "selection",
+    "shown",
     "source_cursor",
     "source_key",
     "transpile_query",
@@ -434,17 +436,11 @@ def _last_part(dotted: str) -> str:
 def _expression(sql: Sql, names: Sequence[str], renamed: Mapping[str, str], label: str) -> exp.Expr:
     """The expression, parsed in its dialect, with every column reference resolved to the
     table's column and quoted (ConfigError as the transforms word it)."""
-    try:
-        tree = sqlglot.parse_one(sql.text, read=sql.dialect)
-    except SqlglotError as exc:
-        detail = str(exc).split("\n", 1)[0]
-        raise ConfigError(f"{label}: invalid SQL ({sql.dialect}): {detail}") from exc
-    if isinstance(tree, exp.Query) or not isinstance(tree, exp.Expr):
-        raise ConfigError(f"{label}: expected an expression, found a query")
+    tree = parse_expression(sql, label)
     for node in tree.walk():
         problem = _refused(node)
         if problem is not None:
-            raise ConfigError(f"{label}: '{_shown(node, sql.dialect)}' {problem}")
+            raise ConfigError(f"{label}: '{shown(node, sql.dialect)}' {problem}")
     columns = dict.fromkeys(names)
 
     def resolve(node: exp.Expr) -> exp.Expr:
@@ -452,7 +448,7 @@ def _expression(sql: Sql, names: Sequence[str], renamed: Mapping[str, str], labe
             return node
         if node.table or node.args.get("db") or node.args.get("catalog"):
             raise ConfigError(
-                f"{label}: '{_shown(node, sql.dialect)}' is qualified: name the column alone"
+                f"{label}: '{shown(node, sql.dialect)}' is qualified: name the column alone"
             )
         identifier = node.this
         name = str(node.name)
@@ -472,6 +468,19 @@ def _expression(sql: Sql, names: Sequence[str], renamed: Mapping[str, str], labe
     return tree.transform(resolve, copy=True)
 
 
+def parse_expression(sql: Sql, label: str) -> exp.Expr:
+    """One SQL expression, parsed in its dialect (ConfigError naming `label` when it does not
+    parse, or is a query)."""
+    try:
+        tree = sqlglot.parse_one(sql.text, read=sql.dialect)
+    except SqlglotError as exc:
+        detail = str(exc).split("\n", 1)[0]
+        raise ConfigError(f"{label}: invalid SQL ({sql.dialect}): {detail}") from exc
+    if isinstance(tree, exp.Query) or not isinstance(tree, exp.Expr):
+        raise ConfigError(f"{label}: expected an expression, found a query")
+    return tree
+
+
 def _refused(node: exp.Expr) -> str | None:
     if isinstance(node, exp.AggFunc):
         return "is an aggregate: COMPUTE and WHERE see one row at a time"
@@ -488,7 +497,8 @@ def _refused(node: exp.Expr) -> str | None:
     return None
 
 
-def _shown(node: exp.Expr, dialect: str) -> str:
+def shown(node: exp.Expr, dialect: str) -> str:
+    """A node as SQL, for a message (its type's name when it cannot be written)."""
     try:
         return node.sql(dialect)
     except SqlglotError:

@@ -240,9 +240,7 @@ class StageRun(FanOutRun):
     ) -> tuple[StageReport, Checkpoint]:
         item, destination = self.item, self.sql_destination
         read_ref = input_ref or source.input
-        columns = await self._retry(lambda: destination.columns(read_ref))
-        if columns is None:
-            raise ConfigError(f"item '{item.name}': its input {source.input.text} does not exist")
+        columns = await self._columns(read_ref, f"its input {source.input.text}")
         input_table = destination.relation(read_ref)
         select = feature_select(
             input_table=input_table,
@@ -264,9 +262,7 @@ class StageRun(FanOutRun):
     ) -> tuple[StageReport, Checkpoint]:
         item, destination = self.item, self.sql_destination
         spine_ref = input_ref or source.spine
-        columns = await self._retry(lambda: destination.columns(spine_ref))
-        if columns is None:
-            raise ConfigError(f"item '{item.name}': its spine {source.spine.text} does not exist")
+        columns = await self._columns(spine_ref, f"its spine {source.spine.text}")
         tables = []
         for joined in source.features:
             if joined.table.connection != item.target.connection:
@@ -351,9 +347,7 @@ class StageRun(FanOutRun):
         dialect = destination.capabilities.dialect
         assert source.input is not None
         read_ref = input_ref or source.input
-        columns = await self._retry(lambda: destination.columns(read_ref))
-        if columns is None:
-            raise ConfigError(f"item '{item.name}': its input {source.input.text} does not exist")
+        columns = await self._columns(read_ref, f"its input {source.input.text}")
         input_relation = destination.relation(read_ref)
         cursor_type = None
         if item.options.mode is Mode.INCREMENTAL and item.options.cursor is not None:
@@ -510,10 +504,23 @@ class StageRun(FanOutRun):
         rows = await destination.in_transaction(f"reading the type of CURSOR {cursor}", read)
         return str(rows[0][0]) if rows else "TEXT"
 
+    async def _columns(self, ref: TableRef, what: str) -> Sequence[Column]:
+        """The columns of a table the item reads (ConfigError naming `what` when it is not
+        there)."""
+        columns = await self._retry(lambda: self.sql_destination.columns(ref))
+        if columns is None:
+            raise ConfigError(f"item '{self.item.name}': {what} does not exist")
+        return columns
+
     def _schema_sql(self, target: TableRef) -> str:
-        relation = self.sql_destination.relation(target)
-        schema = relation.rsplit(".", 1)[0]
-        return f"CREATE SCHEMA IF NOT EXISTS {schema}" if "." in relation else "SELECT 1"
+        """CREATE SCHEMA for the target's schema: its relation less the quoted table name (a
+        name may hold a dot inside its quotes, so the relation is not split at dots)."""
+        destination = self.sql_destination
+        relation = destination.relation(target)
+        table = "." + quote(target.table or "", destination.capabilities.dialect)
+        if not relation.endswith(table) or relation == table[1:]:
+            return "SELECT 1"
+        return f"CREATE SCHEMA IF NOT EXISTS {relation[: -len(table)]}"
 
     def _runs(self, streamed: bool) -> str:
         item = self.item

@@ -91,6 +91,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
+from stratum.connectors.pushdown import parse_expression, shown
 from stratum.connectors.sql import quote
 from stratum.errors import ConfigError
 from stratum.plan.model import Feature, Sql
@@ -207,14 +208,15 @@ def dataset_select(
     when the spine lacks a key or the timestamp column, or a feature name is taken."""
     out = _dialect(dialect)
     spine = list(spine_columns)
-    spine_ts = _spine_column(spine_timestamp, spine, "the timestamp column")
+    spine_ts = _input_column(spine_timestamp, spine, "the timestamp column", "spine")
     _check_dataset_names(spine, tables)
     items = [_qualified("s", name, out) for name in spine]
     joins = []
     for number, table in enumerate(tables):
         alias = f"f{number}"
         spine_keys = [
-            _spine_column(key, spine, f"the key column of {table.table}") for key in table.keys
+            _input_column(key, spine, f"the key column of {table.table}", "spine")
+            for key in table.keys
         ]
         keys = [quote(f"stratum_k{i}", out) for i in range(len(spine_keys))]
         point = quote("stratum_t", out)
@@ -274,22 +276,12 @@ def _qualified(alias: str, name: str, dialect: str) -> str:
     return f"{alias}.{quote(name, dialect)}"
 
 
-def _input_column(name: str, columns: Sequence[str], what: str) -> str:
+def _input_column(name: str, columns: Sequence[str], what: str, of: str = "input") -> str:
     found = resolve_column(name, dict.fromkeys(columns), exact=False)
     if found is None:
         raise ConfigError(
-            f"{what} '{name}' is not a column of the input{suggest(name, columns)}; "
-            f"the input has {_listing(columns)}"
-        )
-    return found
-
-
-def _spine_column(name: str, columns: Sequence[str], what: str) -> str:
-    found = resolve_column(name, dict.fromkeys(columns), exact=False)
-    if found is None:
-        raise ConfigError(
-            f"{what} '{name}' is not a column of the spine{suggest(name, columns)}; "
-            f"the spine has {_listing(columns)}"
+            f"{what} '{name}' is not a column of the {of}{suggest(name, columns)}; "
+            f"the {of} has {_listing(columns)}"
         )
     return found
 
@@ -327,21 +319,10 @@ def _listing(names: Sequence[str]) -> str:
 # --- expressions ------------------------------------------------------------------------------
 
 
-def _parse(sql: Sql, label: str) -> exp.Expr:
-    try:
-        tree = sqlglot.parse_one(sql.text, read=sql.dialect)
-    except SqlglotError as exc:
-        detail = str(exc).split("\n", 1)[0]
-        raise ConfigError(f"{label}: invalid SQL ({sql.dialect}): {detail}") from exc
-    if isinstance(tree, exp.Query) or not isinstance(tree, exp.Expr):
-        raise ConfigError(f"{label}: expected an expression, found a query")
-    return tree
-
-
 def _feature_tree(feature: Feature, columns: Sequence[str]) -> exp.Expr:
     """The feature's expression, checked, its columns resolved and quoted (unqualified)."""
     label = f"feature '{feature.name}'"
-    tree = _parse(feature.aggregate, label)
+    tree = parse_expression(feature.aggregate, label)
     dialect = feature.aggregate.dialect
     aggregates = 0
     for node in tree.walk():
@@ -355,7 +336,7 @@ def _feature_tree(feature: Feature, columns: Sequence[str]) -> exp.Expr:
                 "e.g. last(x) for the latest value"
             )
         if problem is not None:
-            raise ConfigError(f"{label}: '{_shown(node, dialect)}' {problem}")
+            raise ConfigError(f"{label}: '{shown(node, dialect)}' {problem}")
     if aggregates == 0:
         raise ConfigError(
             f"{label}: '{feature.aggregate.text.strip()}' has no aggregate: a feature "
@@ -422,7 +403,7 @@ def _resolved(tree: exp.Expr, columns: Sequence[str], label: str, dialect: str) 
         if not isinstance(node, exp.Column):
             return node
         if node.table or node.args.get("db") or node.args.get("catalog"):
-            raise ConfigError(f"{label}: '{_shown(node, dialect)}' is qualified: name the column")
+            raise ConfigError(f"{label}: '{shown(node, dialect)}' is qualified: name the column")
         identifier = node.this
         name = str(node.name)
         quoted = bool(isinstance(identifier, exp.Identifier) and identifier.quoted)
@@ -439,11 +420,11 @@ def _resolved(tree: exp.Expr, columns: Sequence[str], label: str, dialect: str) 
 
 def _condition(where: Sql, columns: Sequence[str], dialect: str) -> str:
     """The WHERE condition, checked and resolved, in `dialect`."""
-    tree = _parse(where, "WHERE")
+    tree = parse_expression(where, "WHERE")
     for node in tree.walk():
         problem = _refused_in_where(node)
         if problem is not None:
-            raise ConfigError(f"WHERE: '{_shown(node, where.dialect)}' {problem}")
+            raise ConfigError(f"WHERE: '{shown(node, where.dialect)}' {problem}")
     return _generate(_resolved(tree, columns, "WHERE", where.dialect), dialect, "WHERE")
 
 
@@ -533,10 +514,3 @@ def _generate(tree: exp.Expr, dialect: str, label: str) -> str:
     except SqlglotError as exc:
         detail = str(exc).split("\n", 1)[0]
         raise ConfigError(f"{label}: cannot be written in {dialect}: {detail}") from exc
-
-
-def _shown(node: exp.Expr, dialect: str) -> str:
-    try:
-        return node.sql(dialect)
-    except SqlglotError:
-        return type(node).__name__

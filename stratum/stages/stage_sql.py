@@ -47,6 +47,7 @@ from stratum.connectors.pushdown import cast_targets, ordering_sql, plan_pushdow
 from stratum.connectors.sql import column_type, quote
 from stratum.errors import ConfigError
 from stratum.plan.model import PlanItem, Sql, StageSource, TableRef
+from stratum.transforms.compiler import resolve_column, suggest
 
 __all__ = [
     "BATCH_COLUMN",
@@ -344,14 +345,11 @@ def _merge_key(
 
 
 def _column(name: str, names: Sequence[str], label: str) -> str:
-    if name in names:
-        return name
-    folded = [n for n in names if n.lower() == name.lower()]
-    if len(folded) == 1:
-        return folded[0]
-    from stratum.transforms.compiler import suggest  # noqa: PLC0415 (a message only)
-
-    raise ConfigError(f"{label}: {name!r} is not a column{suggest(name, names)}")
+    """The column `name` refers to, found as the transforms find it."""
+    found = resolve_column(name, dict.fromkeys(names), exact=False)
+    if found is None:
+        raise ConfigError(f"{label}: {name!r} is not a column{suggest(name, names)}")
+    return found
 
 
 def _literal(text: str) -> str:

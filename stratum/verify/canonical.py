@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 from stratum.transforms.types import Kind, SqlType
 
-__all__ = ["DIALECTS", "canonical", "row_hash"]
+__all__ = ["DIALECTS", "as_text", "canonical", "row_hash"]
 
 DIALECTS = ("postgres", "mysql", "duckdb")
 
@@ -39,9 +39,9 @@ def canonical(expr: str, kind: SqlType, dialect: str) -> str:
     destination, or the source expression that fills it) in `dialect`."""
     k = kind.kind
     if k is Kind.INT:
-        return _text(expr, dialect)
+        return as_text(expr, dialect)
     if k is Kind.NUMERIC:
-        return _trim_zeros(_text(expr, dialect), dialect)
+        return _trim_zeros(as_text(expr, dialect), dialect)
     if k is Kind.FLOAT:
         return _float_text(expr, dialect)
     if k is Kind.BOOL:
@@ -67,7 +67,7 @@ def canonical(expr: str, kind: SqlType, dialect: str) -> str:
         if dialect == "postgres":
             return f"encode({expr}, 'hex')"
         return f"lower(hex({expr}))"
-    return _text(expr, dialect)
+    return as_text(expr, dialect)
 
 
 def row_hash(texts: Sequence[str], dialect: str) -> str:
@@ -85,7 +85,8 @@ def _chr(code: int, dialect: str) -> str:
     return f"CHAR({code})" if dialect == "mysql" else f"chr({code})"
 
 
-def _text(expr: str, dialect: str) -> str:
+def as_text(expr: str, dialect: str) -> str:
+    """`expr` cast to the dialect's text type."""
     return f"CAST({expr} AS CHAR)" if dialect == "mysql" else f"CAST({expr} AS TEXT)"
 
 
@@ -110,11 +111,11 @@ def _float_text(expr: str, dialect: str) -> str:
     else:
         exponent = f"CAST(floor(log(abs({expr}))) AS BIGINT)"
         mantissa = f"round(CAST(({expr}) / power(10, {exponent}) AS NUMERIC), 11)"
-    text = _trim_zeros(_text(mantissa, dialect), dialect)
+    text = _trim_zeros(as_text(mantissa, dialect), dialect)
     joined = (
-        f"CONCAT({text}, 'e', {_text(exponent, dialect)})"
+        f"CONCAT({text}, 'e', {as_text(exponent, dialect)})"
         if dialect == "mysql"
-        else f"{text} || 'e' || {_text(exponent, dialect)}"
+        else f"{text} || 'e' || {as_text(exponent, dialect)}"
     )
     return f"CASE WHEN ({expr}) IS NULL THEN NULL WHEN ({expr}) = 0 THEN '0' ELSE {joined} END"
 

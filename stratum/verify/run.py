@@ -51,7 +51,7 @@ from stratum.plan.model import (
 )
 from stratum.transforms.convert import json_number
 from stratum.transforms.types import Kind, parse_type
-from stratum.verify.canonical import canonical, row_hash
+from stratum.verify.canonical import as_text, canonical, row_hash
 
 __all__ = ["ItemCheck", "verify_plan"]
 
@@ -372,7 +372,7 @@ async def _json_rows(
     """The chunk's JSON columns, each parsed and written back in one form (sorted keys, exact
     numbers): the key's canonical text -> the row's JSON texts. One chunk at a time."""
     where, params = _range(reader, side, low, high)
-    texts = ", ".join(_as_text(c, reader.dialect) for c in side.json)
+    texts = ", ".join(as_text(c, reader.dialect) for c in side.json)
     rows = await reader.fetch(
         f"SELECT {_key_text(reader, side)}, {texts} FROM {side.relation}{where}", params
     )
@@ -380,10 +380,6 @@ async def _json_rows(
         str(row[0]).replace("\x1f", ", "): "\x1f".join(_json_form(v) for v in row[1:])
         for row in rows
     }
-
-
-def _as_text(expr: str, dialect: str) -> str:
-    return f"CAST({expr} AS CHAR)" if dialect == "mysql" else f"CAST({expr} AS TEXT)"
 
 
 def _json_form(value: Any) -> str:

@@ -926,8 +926,11 @@ def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
             leaves.append(error)
 
     collect(group)
-    if leaves and all(isinstance(leaf, StratumError) for leaf in leaves):
-        return leaves[0]
+    # a producer blocked in send when the consumer failed (and closed the stream) raises
+    # BrokenResourceError: the consumer's error is the cause, that one only its echo
+    causes = [leaf for leaf in leaves if not isinstance(leaf, anyio.BrokenResourceError)]
+    if causes and all(isinstance(leaf, StratumError) for leaf in causes):
+        return causes[0]
     return group
 
 
